@@ -1,0 +1,94 @@
+"""Input checks shared by the public functions.
+
+Every public function validates its inputs here so that errors name the argument, say what was
+expected and what came (see the "Errors" convention in the design notes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["as_bands", "as_images", "check_positive", "check_positive_int"]
+
+
+def as_images(
+    images: Any, name: str = "images", *, allow_nan: bool = False, channels: int | None = None
+) -> np.ndarray:
+    """Return ``images`` as a float32 array shaped ``(N, C, H, W)``.
+
+    Parameters
+    ----------
+    images : array_like or torch.Tensor
+        Flux images.
+    name : str
+        Argument name used in error messages.
+    allow_nan : bool
+        Accept non-finite pixels (masked data) instead of raising.
+    channels : int, optional
+        Required number of channels (bands).
+
+    Raises
+    ------
+    TypeError
+        If ``images`` is not array-like or not numeric.
+    ValueError
+        If it is not 4-D, is empty, has the wrong number of channels or holds NaN/inf.
+    """
+    if hasattr(images, "images") and hasattr(images, "bands"):  # a Survey
+        images = images.images
+    if hasattr(images, "detach"):  # torch tensor
+        images = images.detach().cpu().float().numpy()
+    try:
+        arr = np.asarray(images)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise TypeError(f"{name}: expected an array of flux images, got {type(images).__name__}") from exc
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
+    if arr.ndim != 4:
+        raise ValueError(
+            f"{name}: expected a 4-D array shaped (N, C, H, W), got {arr.ndim}-D shape {arr.shape}"
+        )
+    if arr.size == 0:
+        raise ValueError(f"{name}: expected at least one image, got shape {arr.shape}")
+    if channels is not None and arr.shape[1] != channels:
+        raise ValueError(f"{name}: expected {channels} channels (bands), got {arr.shape[1]}")
+    arr = arr.astype(np.float32, copy=False)
+    if not allow_nan and not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        raise ValueError(f"{name}: expected finite pixel values, found {bad} NaN or infinite pixels")
+    return arr
+
+
+def as_bands(bands: Any, n_channels: int | None = None, name: str = "bands") -> tuple[str, ...]:
+    """Return ``bands`` as a tuple of band names, checking it matches the channel count."""
+    if isinstance(bands, str):
+        bands = (bands,)
+    if not isinstance(bands, Sequence) or not all(isinstance(b, str) for b in bands):
+        raise TypeError(f"{name}: expected a sequence of band names such as ('g', 'r', 'z'), got {bands!r}")
+    bands = tuple(bands)
+    if len(bands) == 0 or len(set(bands)) != len(bands):
+        raise ValueError(f"{name}: expected distinct, non-empty band names, got {bands!r}")
+    if n_channels is not None and len(bands) != n_channels:
+        raise ValueError(f"{name}: got {len(bands)} band names {bands!r} for {n_channels} image channels")
+    return bands
+
+
+def check_positive(value: Any, name: str) -> float:
+    """Return ``value`` as a float, raising if it is not a finite positive number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a positive number, got {type(value).__name__} {value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name}: expected a finite positive number, got {value!r}")
+    return float(value)
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """Return ``value`` as an int, raising if it is not a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected a positive integer, got {type(value).__name__} {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return int(value)

@@ -1,0 +1,281 @@
+"""Single-file checkpoints: weights, schedule, normalizer and the full config, without pickle.
+
+A checkpoint is one safetensors file. Tensors are stored under prefixes (``model/``, ``ema/``,
+``optim/``, ``rng/``); everything else (model class and arguments, schedule, normalizer, data
+calibration, training settings, step) is JSON in the file's metadata. Loading never unpickles, so
+a checkpoint from an untrusted source cannot run code. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from ._device import resolve_device
+from ._io import atomic_path
+from .data.surveys import Survey
+from .data.transforms import Normalizer, normalizer_from_config
+from .diffusion import samplers
+from .diffusion.schedules import NoiseSchedule
+from .models import MODELS
+
+__all__ = ["Checkpoint", "load_checkpoint", "read_checkpoint_tensors", "save_checkpoint"]
+
+FORMAT_VERSION = 1
+_META_KEY = "galwidgets"
+
+
+@dataclass(eq=False)
+class Checkpoint:
+    """A trained model with everything needed to sample flux images from it.
+
+    Attributes
+    ----------
+    model : torch.nn.Module
+        The network, holding the EMA weights when training kept them, in eval mode.
+    schedule : NoiseSchedule
+        The noise schedule it was trained with.
+    normalizer : Normalizer
+        Maps flux images to model space and back.
+    config : dict
+        Model, schedule, normalizer, data calibration (bands, pixel scale, zeropoint, size),
+        training settings and the step reached.
+    history : pandas.DataFrame, optional
+        Loss per step when the checkpoint comes straight from :func:`galwidgets.train`.
+    """
+
+    model: torch.nn.Module
+    schedule: NoiseSchedule
+    normalizer: Normalizer
+    config: dict
+    history: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return tuple(self.config["data"]["bands"])
+
+    @property
+    def pixel_scale(self) -> float:
+        return float(self.config["data"]["pixel_scale"])
+
+    @property
+    def zeropoint(self) -> float:
+        return float(self.config["data"]["zeropoint"])
+
+    @property
+    def size(self) -> int:
+        return int(self.config["data"]["size"])
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def sample(
+        self,
+        n: int,
+        sampler: str = "ddim",
+        steps: int = 50,
+        seed: int = 0,
+        cond: Any = None,
+        guidance: float = 1.0,
+        batch_size: int = 64,
+        progress: bool = True,
+        **kwargs: Any,
+    ) -> Survey:
+        """Draw ``n`` galaxies and return them as a flux-calibrated :class:`Survey`.
+
+        Parameters
+        ----------
+        n : int
+            Number of galaxies.
+        sampler : {"ddim", "ddpm"}
+            Reverse-process sampler; ``steps`` applies to DDIM only.
+        seed : int
+            Seeds the generator: the same seed gives the same galaxies.
+        cond : array_like, optional
+            One condition per galaxy (e.g. redshift) for conditional models.
+        batch_size : int
+            Galaxies per network call.
+        **kwargs
+            Passed to the sampler (``eta``, ``autocast``, ``callback``, ...).
+        """
+        if sampler not in ("ddim", "ddpm"):
+            raise ValueError(f"sampler: expected 'ddim' or 'ddpm', got {sampler!r}")
+        if cond is not None:
+            cond = np.asarray(cond, dtype=np.float32).reshape(n, -1)
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        out = []
+        starts = range(0, n, batch_size)
+        for start in tqdm(starts, desc=f"sampling {n} galaxies", disable=not progress or len(starts) < 2):
+            m = min(batch_size, n - start)
+            shape = (m, len(self.bands), self.size, self.size)
+            c = None if cond is None else torch.from_numpy(cond[start:start + m])
+            if sampler == "ddim":
+                x = samplers.ddim(self.model, self.schedule, shape, steps=steps, cond=c,
+                                  guidance=guidance, generator=generator, progress=progress, **kwargs)
+            else:
+                x = samplers.ddpm(self.model, self.schedule, shape, cond=c, guidance=guidance,
+                                  generator=generator, progress=progress, **kwargs)
+            out.append(self.normalizer.inverse(x.float().cpu()).numpy())
+        catalog = pd.DataFrame({"seed": seed, "index": np.arange(n)})
+        if cond is not None:
+            for j in range(cond.shape[1]):
+                catalog[f"cond_{j}"] = cond[:, j]
+        return Survey(
+            images=np.concatenate(out),
+            catalog=catalog,
+            bands=self.bands,
+            pixel_scale=self.pixel_scale,
+            zeropoint=self.zeropoint,
+            meta={"source": "galwidgets.Checkpoint.sample", "sampler": sampler, "steps": steps,
+                  "seed": seed, "checkpoint_step": self.config.get("step")},
+        )
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the model (as plain weights), schedule, normalizer and config to one file."""
+        return save_checkpoint(path, self.model, self.schedule, self.normalizer, self.config)
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: torch.nn.Module,
+    schedule: NoiseSchedule,
+    normalizer: Normalizer,
+    config: dict,
+    *,
+    ema: torch.nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    rng: dict[str, torch.Tensor] | None = None,
+    half: bool = False,
+) -> Path:
+    """Write a checkpoint atomically (temporary file + rename).
+
+    Parameters
+    ----------
+    path : path-like
+        Destination ``.safetensors`` file.
+    model, schedule, normalizer, config
+        What :func:`load_checkpoint` needs to rebuild a :class:`Checkpoint`.
+    ema : torch.nn.Module, optional
+        EMA copy of the model; preferred by :func:`load_checkpoint` for sampling.
+    optimizer : torch.optim.Optimizer, optional
+        Saved so that training can resume exactly.
+    rng : dict of tensors, optional
+        Random generator states (``torch.ByteTensor``) to resume exactly.
+    half : bool
+        Store weights as float16 (for shipped checkpoints; halves the size).
+    """
+    tensors: dict[str, torch.Tensor] = {}
+
+    def put(prefix: str, module: torch.nn.Module) -> None:
+        for name, value in module.state_dict().items():
+            value = value.detach().cpu()
+            if half and value.is_floating_point():
+                value = value.half()
+            tensors[f"{prefix}/{name}"] = value.contiguous().clone()
+
+    put("model", model)
+    if ema is not None:
+        put("ema", ema)
+    meta: dict[str, Any] = {
+        "format": FORMAT_VERSION,
+        "model": {"name": type(model).__name__, "kwargs": model.config},
+        "schedule": schedule.to_config(),
+        "normalizer": normalizer.to_config(),
+        **{k: v for k, v in config.items() if k not in ("model", "schedule", "normalizer", "format")},
+    }
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        for idx, values in state["state"].items():
+            for key, value in values.items():
+                tensors[f"optim/{idx}/{key}"] = torch.as_tensor(value).detach().cpu().contiguous().clone()
+        meta["optimizer"] = {"name": type(optimizer).__name__, "param_groups": state["param_groups"]}
+    for key, value in (rng or {}).items():
+        tensors[f"rng/{key}"] = value.detach().cpu().contiguous().clone()
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(meta)})
+    return Path(path)
+
+
+def read_checkpoint_tensors(path: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Return ``(config, tensors)`` from a checkpoint file without building anything."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"path: no checkpoint file at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types
+        raise ValueError(f"path: {path} is not a readable safetensors checkpoint ({exc})") from exc
+    if _META_KEY not in metadata:
+        raise ValueError(f"path: {path} is a safetensors file but not a galwidgets checkpoint")
+    config = json.loads(metadata[_META_KEY])
+    if config.get("format", 0) > FORMAT_VERSION:
+        raise ValueError(
+            f"path: {path} has checkpoint format {config['format']}; this galwidgets reads up to "
+            f"{FORMAT_VERSION}: upgrade galwidgets"
+        )
+    return config, tensors
+
+
+def build_model(config: dict) -> torch.nn.Module:
+    """Instantiate the network described by ``config["model"]`` (weights untouched)."""
+    name = config["model"]["name"]
+    if name not in MODELS:
+        raise ValueError(f"config: unknown model class {name!r}; known: {sorted(MODELS)}")
+    return MODELS[name](**config["model"]["kwargs"])
+
+
+def state_dict_from(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors stored under ``prefix/``, with the prefix removed."""
+    start = len(prefix) + 1
+    return {k[start:]: v for k, v in tensors.items() if k.startswith(prefix + "/")}
+
+
+def load_checkpoint(
+    path: str | os.PathLike, device: str | torch.device | None = None, use_ema: bool = True
+) -> Checkpoint:
+    """Load a checkpoint written by :func:`galwidgets.train` or :meth:`Checkpoint.save`.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.safetensors`` checkpoint file.
+    device : str or torch.device, optional
+        Where to put the model; ``cuda`` when available by default.
+    use_ema : bool
+        Load the EMA weights when the file has them (recommended for sampling).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not a galwidgets checkpoint.
+    """
+    config, tensors = read_checkpoint_tensors(path)
+    model = build_model(config)
+    prefix = "ema" if use_ema and any(k.startswith("ema/") for k in tensors) else "model"
+    stored = state_dict_from(tensors, prefix)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in stored.items()}
+    model.load_state_dict(state)
+    model.to(resolve_device(device)).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return Checkpoint(
+        model=model,
+        schedule=NoiseSchedule.from_config(config["schedule"]),
+        normalizer=normalizer_from_config(config["normalizer"]),
+        config=config,
+    )

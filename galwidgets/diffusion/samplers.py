@@ -1,0 +1,208 @@
+"""Reverse-process samplers as small plain functions, in the style of k-diffusion's ``sampling.py``.
+
+Every sampler takes ``(model, schedule, ...)`` and works in model space; use a checkpoint's
+normalizer to turn the result into flux. ``callback``, when given, is called once per step with a
+dict ``{"i": step index, "t": timestep, "x": the noisy sample x_t fed to the model, "x0_pred": the
+model's estimate of x_0}`` so widgets and tutorials can watch the reverse process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+
+import torch
+from tqdm.auto import tqdm
+
+from .schedules import NoiseSchedule
+
+__all__ = ["ddim", "ddim_timesteps", "ddpm", "denoise", "model_output"]
+
+Callback = Callable[[dict], None]
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _randn(shape: Sequence[int], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """Standard normal noise drawn on the generator's device, then moved to ``device``."""
+    gen_device = generator.device if generator is not None else device
+    return torch.randn(tuple(shape), generator=generator, device=gen_device).to(device)
+
+
+def model_output(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    cond: torch.Tensor | None = None,
+    guidance: float = 1.0,
+    autocast: bool = False,
+) -> torch.Tensor:
+    """The network's raw prediction (ε or v), with classifier-free guidance when ``guidance != 1``.
+
+    ``out = out(x, ∅) + w (out(x, c) - out(x, ∅))`` (Ho & Salimans 2022, eq. 6 with ``w = 1 +
+    guidance weight``): ``guidance=1`` is the plain conditional model, ``0`` the unconditional one.
+    """
+    t = t.reshape(-1).expand(len(x)) if t.numel() == 1 else t
+    ctx = torch.autocast(x.device.type, dtype=torch.bfloat16) if autocast else nullcontext()
+    with ctx:
+        if cond is None or guidance == 1.0:
+            out = model(x, t, cond)
+        else:
+            both = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, cond]),
+                         drop_cond=torch.arange(2 * len(x), device=x.device) >= len(x))
+            out_c, out_u = both.float().chunk(2)
+            out = out_u + guidance * (out_c - out_u)
+    return out.float()
+
+
+def denoise(
+    model: torch.nn.Module,
+    schedule: NoiseSchedule,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    cond: torch.Tensor | None = None,
+    guidance: float = 1.0,
+    autocast: bool = False,
+    clip_x0: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ε, x̂_0)`` at ``(x_t, t)`` from an ε- or v-prediction model.
+
+    With ``clip_x0``, x̂_0 is clipped to the model space ``[-1, 1]`` and ε made consistent with it
+    (Ho et al. 2020's ``clip_denoised``).
+    """
+    out = model_output(model, x, t, cond, guidance, autocast)
+    if getattr(model, "config", {}).get("prediction", "eps") == "v":
+        x0, eps = schedule.from_v(x, t, out)
+    else:
+        eps, x0 = out, schedule.predict_x0(x, t, out)
+    if clip_x0:
+        x0 = x0.clamp(-1, 1)
+        eps = schedule.predict_eps(x, t, x0)
+    return eps, x0
+
+
+def _prepare(model, schedule, shape, cond, generator, x_T, device):
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule: expected a NoiseSchedule, got {type(schedule).__name__}")
+    if len(shape) != 4:
+        raise ValueError(f"shape: expected (N, C, H, W), got {tuple(shape)!r}")
+    device = torch.device(device) if device is not None else _device_of(model)
+    x = _randn(shape, generator, device) if x_T is None else x_T.to(device).float()
+    if tuple(x.shape) != tuple(shape):
+        raise ValueError(f"x_T: expected shape {tuple(shape)}, got {tuple(x.shape)}")
+    if cond is not None:
+        cond = torch.as_tensor(cond, dtype=torch.float32, device=device).reshape(shape[0], -1)
+    return x, cond, device
+
+
+def ddim_timesteps(T: int, steps: int) -> torch.Tensor:
+    """Evenly spaced timesteps ``T-1 .. 0`` for a ``steps``-step DDIM run (Song et al. 2021, §4.2)."""
+    if not isinstance(steps, int) or not 1 <= steps <= T:
+        raise ValueError(f"steps: expected an integer in 1..{T} (the schedule's T), got {steps!r}")
+    return torch.linspace(T - 1, 0, steps, dtype=torch.float64).round().long()
+
+
+@torch.no_grad()
+def ddim(
+    model: torch.nn.Module,
+    schedule: NoiseSchedule,
+    shape: Sequence[int],
+    steps: int = 50,
+    eta: float = 0.0,
+    cond: torch.Tensor | None = None,
+    guidance: float = 1.0,
+    callback: Callback | None = None,
+    generator: torch.Generator | None = None,
+    x_T: torch.Tensor | None = None,
+    clip_x0: bool = True,
+    autocast: bool = False,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
+    """Denoising diffusion implicit model sampler (Song, Meng & Ermon 2021, eq. 12).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        ε- or v-prediction network ``model(x, t, cond)`` (its ``config["prediction"]`` says which).
+    schedule : NoiseSchedule
+        The schedule the model was trained with.
+    shape : (N, C, H, W)
+        Shape of the batch to draw.
+    steps : int
+        Number of denoising steps (≤ T), spaced evenly over the T training timesteps.
+    eta : float
+        0 gives the deterministic DDIM; 1 recovers DDPM-like ancestral noise.
+    cond, guidance
+        Condition per image and classifier-free guidance scale (see :func:`model_output`).
+    callback : callable, optional
+        Called with ``{"i", "t", "x", "x0_pred"}`` once per step.
+    generator : torch.Generator, optional
+        Source of all randomness: a fixed generator gives identical samples.
+    x_T : torch.Tensor, optional
+        Starting noise instead of a fresh draw.
+    clip_x0 : bool
+        Clip the predicted ``x_0`` to the model space ``[-1, 1]``.
+    autocast : bool
+        Run the network under bf16 autocast (faster on recent CPUs and GPUs).
+    device : optional
+        Defaults to the model's device.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    torch.Tensor
+        Samples ``x_0`` in model space.
+    """
+    x, cond, device = _prepare(model, schedule, shape, cond, generator, x_T, device)
+    if eta < 0:
+        raise ValueError(f"eta: expected eta >= 0, got {eta!r}")
+    a_bar = schedule.alphas_cumprod.to(device)
+    timesteps = ddim_timesteps(schedule.T, steps).tolist()
+    for i, t in enumerate(tqdm(timesteps, desc="DDIM", disable=not progress, leave=False)):
+        t_batch = torch.full((len(x),), t, device=device, dtype=torch.long)
+        eps, x0 = denoise(model, schedule, x, t_batch, cond, guidance, autocast, clip_x0)
+        if callback is not None:
+            callback({"i": i, "t": t, "x": x, "x0_pred": x0})
+        a_t = a_bar[t]
+        a_prev = a_bar[timesteps[i + 1]] if i + 1 < len(timesteps) else a_bar.new_tensor(1.0)
+        sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).sqrt()
+        x = a_prev.sqrt().float() * x0 + (1 - a_prev - sigma**2).clamp(min=0).sqrt().float() * eps
+        if eta > 0 and i + 1 < len(timesteps):
+            x = x + sigma.float() * _randn(x.shape, generator, device)
+    return x
+
+
+@torch.no_grad()
+def ddpm(
+    model: torch.nn.Module,
+    schedule: NoiseSchedule,
+    shape: Sequence[int],
+    cond: torch.Tensor | None = None,
+    guidance: float = 1.0,
+    callback: Callback | None = None,
+    generator: torch.Generator | None = None,
+    x_T: torch.Tensor | None = None,
+    clip_x0: bool = True,
+    autocast: bool = False,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
+    """Ancestral sampler of Ho et al. (2020), Algorithm 2, over all T steps.
+
+    Uses the posterior ``q(x_{t-1} | x_t, x̂_0)`` with the clipped ``x̂_0`` (eqs. 6-7) and the
+    posterior variance ``β̃_t``. Parameters as in :func:`ddim`.
+    """
+    x, cond, device = _prepare(model, schedule, shape, cond, generator, x_T, device)
+    for i, t in enumerate(tqdm(range(schedule.T - 1, -1, -1), desc="DDPM", disable=not progress,
+                               leave=False)):
+        t_batch = torch.full((len(x),), t, device=device, dtype=torch.long)
+        _, x0 = denoise(model, schedule, x, t_batch, cond, guidance, autocast, clip_x0)
+        if callback is not None:
+            callback({"i": i, "t": t, "x": x, "x0_pred": x0})
+        mean, variance = schedule.posterior(x0, x, t_batch)
+        x = mean + variance.sqrt() * _randn(x.shape, generator, device) if t > 0 else mean
+    return x

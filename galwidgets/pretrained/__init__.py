@@ -1,0 +1,51 @@
+"""Small checkpoints shipped inside the package, trained by the project on its mock survey.
+
+>>> import galwidgets as gw
+>>> gw.pretrained.available()          # names and what they are
+>>> ckpt = gw.pretrained.load("desi-tiny")
+
+No download happens: the files are package data. How each was made (command, wall time) is in
+``galwidgets/pretrained/README.md`` and in :mod:`galwidgets.pretrained.recipes`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..checkpoints import Checkpoint, load_checkpoint
+from .recipes import RECIPES
+
+__all__ = ["available", "load", "path"]
+
+_DIR = Path(__file__).parent
+
+
+def path(name: str = "desi-tiny") -> Path:
+    """File of the shipped checkpoint ``name``."""
+    if name not in RECIPES:
+        raise ValueError(f"name: unknown pretrained model {name!r}; available: {sorted(RECIPES)}")
+    file = _DIR / f"{name.replace('-', '_')}.safetensors"
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"name: the checkpoint file for {name!r} is missing from the installation ({file}); "
+            f"rebuild it with `python -m galwidgets.pretrained.recipes {name} --workdir DIR`"
+        )
+    return file
+
+
+def available() -> pd.DataFrame:
+    """Shipped checkpoints with their description and whether the file is present."""
+    rows = []
+    for name, recipe in RECIPES.items():
+        file = _DIR / f"{name.replace('-', '_')}.safetensors"
+        rows.append({"name": name, "description": recipe["description"], "installed": file.is_file(),
+                     "megabytes": round(file.stat().st_size / 1e6, 2) if file.is_file() else None})
+    return pd.DataFrame(rows)
+
+
+def load(name: str = "desi-tiny", device: str | torch.device | None = None) -> Checkpoint:
+    """Load a shipped checkpoint (EMA weights, schedule, normalizer, config)."""
+    return load_checkpoint(path(name), device=device)

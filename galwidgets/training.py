@@ -1,0 +1,339 @@
+"""Training of ε-prediction diffusion models (Ho et al. 2020, Algorithm 1) that survives interruption.
+
+:func:`train` minimises ``|| ε - ε_θ(√ᾱ_t x_0 + √(1-ᾱ_t) ε, t) ||²`` (or the same loss on the
+velocity ``v = √ᾱ_t ε - √(1-ᾱ_t) x_0`` for v-prediction models, Salimans & Ho 2022) with AdamW, learning-rate
+warm-up, gradient clipping, an exponential moving average (EMA) of the weights for sampling, random
+flips and 90° rotations (galaxies have no preferred orientation) and condition dropout for
+classifier-free guidance. Checkpoints hold the model, EMA, optimizer and every random-generator
+state, so ``resume=True`` continues an interrupted run and reproduces the uninterrupted one on CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ._device import bf16_is_fast, resolve_device
+from ._io import atomic_path
+from ._validation import as_images, check_positive, check_positive_int
+from .checkpoints import Checkpoint, read_checkpoint_tensors, save_checkpoint, state_dict_from
+from .data.surveys import Survey
+from .data.transforms import AsinhStretch, Normalizer
+from .diffusion.schedules import NoiseSchedule
+
+__all__ = ["latest_checkpoint", "train"]
+
+_CKPT_GLOB = "step_*.safetensors"
+
+
+def latest_checkpoint(checkpoint_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint with the highest step in ``checkpoint_dir``, or None."""
+    files = sorted(Path(checkpoint_dir).glob(_CKPT_GLOB))
+    return files[-1] if files else None
+
+
+def _as_survey(data: Any) -> Survey:
+    if isinstance(data, Survey):
+        return data
+    images = as_images(data, "data")
+    bands = tuple(f"band{i}" for i in range(images.shape[1]))
+    return Survey(images=images, catalog=None, bands=bands, pixel_scale=1.0)
+
+
+def _conditions(cond: Any, survey: Survey, cond_dim: int) -> torch.Tensor | None:
+    """Condition per galaxy from catalog column name(s) or an array."""
+    if cond is None:
+        if cond_dim:
+            raise ValueError(f"cond: the model expects a {cond_dim}-d condition; pass catalog column(s)")
+        return None
+    if isinstance(cond, str) or (isinstance(cond, Sequence) and all(isinstance(c, str) for c in cond)):
+        columns = [cond] if isinstance(cond, str) else list(cond)
+        missing = [c for c in columns if c not in survey.catalog.columns]
+        if missing:
+            raise ValueError(
+                f"cond: catalog has no column(s) {missing}; columns are {list(survey.catalog.columns)}"
+            )
+        values = survey.catalog[columns].to_numpy(dtype=np.float32)
+    else:
+        values = np.asarray(cond, dtype=np.float32).reshape(len(survey), -1)
+    if values.shape != (len(survey), cond_dim):
+        raise ValueError(
+            f"cond: expected shape ({len(survey)}, {cond_dim}) for this model, got {values.shape}"
+        )
+    if not np.isfinite(values).all():
+        raise ValueError("cond: expected finite condition values")
+    return torch.from_numpy(values)
+
+
+def _random_dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Apply a random flip and 90° rotation to each image (the dihedral group D4)."""
+    k = torch.randint(4, (len(x),), generator=generator)
+    flip = torch.randint(2, (len(x),), generator=generator).bool()
+    x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(-1), x)
+    if x.shape[-1] != x.shape[-2]:
+        return x
+    out = torch.empty_like(x)
+    for r in range(4):
+        mask = (k == r).to(x.device)
+        out[mask] = torch.rot90(x[mask], r, dims=(-2, -1))
+    return out
+
+
+@torch.no_grad()
+def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.lerp_(p.detach(), 1 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
+
+
+def _cond_columns(cond: Any) -> list[str] | None:
+    """Catalog columns conditioned on, when ``cond`` names them (arrays leave no names)."""
+    if isinstance(cond, str):
+        return [cond]
+    if isinstance(cond, Sequence) and cond and all(isinstance(c, str) for c in cond):
+        return list(cond)
+    return None
+
+
+def _config(model, schedule: NoiseSchedule, normalizer: Normalizer, survey: Survey, cond: Any,
+            settings: dict, step: int) -> dict:
+    """The full checkpoint config: model, schedule, normalizer, data calibration, training, step."""
+    return {
+        "model": {"name": type(model).__name__, "kwargs": model.config},
+        "schedule": schedule.to_config(),
+        "normalizer": normalizer.to_config(),
+        "data": {
+            "bands": list(survey.bands),
+            "pixel_scale": survey.pixel_scale,
+            "zeropoint": survey.zeropoint,
+            "size": int(survey.images.shape[-1]),
+            "n_train": len(survey),
+            "source": survey.meta.get("source", "user data"),
+        },
+        "cond": {"columns": _cond_columns(cond), "dim": model.config.get("cond_dim", 0)},
+        "training": settings,
+        "step": step,
+    }
+
+
+def train(
+    model: torch.nn.Module,
+    schedule: NoiseSchedule,
+    data: Survey | np.ndarray,
+    steps: int = 1000,
+    batch_size: int = 32,
+    *,
+    lr: float = 2e-4,
+    weight_decay: float = 0.0,
+    warmup_steps: int = 100,
+    grad_clip: float = 1.0,
+    ema_decay: float = 0.999,
+    normalizer: Normalizer | None = None,
+    cond: str | Sequence[str] | np.ndarray | None = None,
+    cond_drop: float = 0.1,
+    augment: bool = True,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 500,
+    keep_last: int = 2,
+    sample_every: int = 0,
+    resume: bool = True,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    autocast: bool | str = "auto",
+    channels_last: bool = True,
+    progress: bool = True,
+) -> Checkpoint:
+    """Train an ε-prediction model on flux images.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An ε-prediction network such as :class:`galwidgets.models.UNet`; trained in place.
+    schedule : NoiseSchedule
+        Forward-process schedule.
+    data : Survey or array
+        Training galaxies as flux images ``(N, C, H, W)``.
+    steps : int
+        Total optimisation steps (including any already done when resuming).
+    batch_size : int
+        Galaxies per step.
+    lr, weight_decay, warmup_steps, grad_clip
+        AdamW learning rate and weight decay, linear warm-up length, gradient-norm clip.
+    ema_decay : float
+        EMA decay of the weights used for sampling (warmed up as ``min(decay, (1+s)/(10+s))``).
+    normalizer : Normalizer, optional
+        Flux → model space map; by default :meth:`AsinhStretch.fit` on ``data``.
+    cond : str, list of str or array, optional
+        Catalog column(s) (e.g. ``"redshift"``) or values to condition on; needs ``cond_dim > 0``.
+    cond_drop : float
+        Probability of dropping the condition (classifier-free guidance training).
+    augment : bool
+        Random flips and 90° rotations.
+    checkpoint_dir : path-like, optional
+        Where checkpoints (``step_*.safetensors``), ``train_log.csv`` and sample grids go.
+    checkpoint_every, keep_last
+        Checkpoint period in steps and how many checkpoints to keep.
+    sample_every : int
+        Write a PNG grid of EMA samples every this many steps (0: never).
+    resume : bool
+        Continue from the newest checkpoint in ``checkpoint_dir`` if there is one.
+    seed : int
+        Seeds batches, timesteps, noise, augmentation and dropout.
+    device : str or torch.device, optional
+        ``cuda`` when available by default.
+    autocast : bool or "auto"
+        bf16 autocast; "auto" enables it where it is faster (see :func:`bf16_is_fast`).
+    channels_last : bool
+        Use the channels-last memory format (faster convolutions on CPU and GPU).
+    progress : bool
+        Show a progress bar with the loss.
+
+    Returns
+    -------
+    Checkpoint
+        The EMA model with schedule, normalizer, config and the loss ``history``.
+    """
+    if not isinstance(model, torch.nn.Module) or not hasattr(model, "config"):
+        raise TypeError(f"model: expected a galwidgets model (e.g. UNet), got {type(model).__name__}")
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule: expected a NoiseSchedule, got {type(schedule).__name__}")
+    survey = _as_survey(data)
+    steps = check_positive_int(steps, "steps")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    check_positive(lr, "lr")
+    checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+    if survey.images.shape[1] != model.config["in_channels"]:
+        raise ValueError(
+            f"data: has {survey.images.shape[1]} bands but the model expects {model.config['in_channels']}"
+        )
+    if not 0 <= cond_drop < 1:
+        raise ValueError(f"cond_drop: expected a probability in [0, 1), got {cond_drop!r}")
+    device = resolve_device(device)
+    use_bf16 = bf16_is_fast(device) if autocast == "auto" else bool(autocast)
+    normalizer = normalizer or AsinhStretch.fit(survey.images)
+    conditions = _conditions(cond, survey, model.config.get("cond_dim", 0))
+    settings = {
+        "steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
+        "warmup_steps": warmup_steps, "grad_clip": grad_clip, "ema_decay": ema_decay,
+        "cond_drop": cond_drop, "augment": augment, "seed": seed, "bf16": use_bf16,
+        "channels_last": channels_last,
+    }
+
+    v_prediction = model.config.get("prediction", "eps") == "v"
+    x_all = torch.from_numpy(np.ascontiguousarray(normalizer.forward(survey.images)))
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(device=device, memory_format=memory_format).train()
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    history: list[dict] = []
+    start = 0
+
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if ckpt_dir is not None and resume and (last := latest_checkpoint(ckpt_dir)) is not None:
+        start, history = _restore(last, model, ema, optimizer, generator, ckpt_dir)
+
+    def checkpoint(step: int) -> None:
+        config = _config(model, schedule, normalizer, survey, cond, settings, step)
+        rng = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(device)
+        save_checkpoint(ckpt_dir / f"step_{step:07d}.safetensors", model, schedule, normalizer,
+                        config, ema=ema, optimizer=optimizer, rng=rng)
+        with atomic_path(ckpt_dir / "train_log.csv") as tmp:
+            pd.DataFrame(history).to_csv(tmp, index=False)
+        for old in sorted(ckpt_dir.glob(_CKPT_GLOB))[:-keep_last]:
+            old.unlink()
+
+    bar = tqdm(range(start + 1, steps + 1), desc="training", disable=not progress,
+               initial=start, total=steps)
+    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
+    t0 = time.perf_counter()
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = lr * min(1.0, step / max(1, warmup_steps))
+        idx = torch.randint(len(x_all), (batch_size,), generator=generator)
+        x0 = x_all[idx].to(device)
+        if augment:
+            x0 = _random_dihedral(x0, generator)
+        t = torch.randint(schedule.T, (batch_size,), generator=generator).to(device)
+        noise = torch.randn(x0.shape, generator=generator).to(device)
+        drop = (torch.rand(batch_size, generator=generator) < cond_drop).to(device)
+        c = None if conditions is None else conditions[idx].to(device)
+        x_t = schedule.q_sample(x0, t, noise).contiguous(memory_format=memory_format)
+        with ctx:
+            pred = model(x_t, t, c, drop if c is not None else None)
+        target = noise if not v_prediction else schedule.v_target(x0, t, noise)
+        loss = F.mse_loss(pred.float(), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        _update_ema(ema, model, min(ema_decay, (1 + step) / (10 + step)))
+        history.append({"step": step, "loss": loss.item(), "grad_norm": float(grad_norm),
+                        "lr": optimizer.param_groups[0]["lr"],
+                        "seconds": time.perf_counter() - t0})
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if ckpt_dir is not None and (step % checkpoint_every == 0 or step == steps):
+            checkpoint(step)
+        if ckpt_dir is not None and sample_every and step % sample_every == 0:
+            _sample_grid(ema, schedule, normalizer, survey, ckpt_dir / f"samples_{step:07d}.png")
+    bar.close()
+
+    ema_model = copy.deepcopy(ema).to(memory_format=torch.contiguous_format)
+    return Checkpoint(
+        model=ema_model,
+        schedule=schedule,
+        normalizer=normalizer,
+        config=_config(model, schedule, normalizer, survey, cond, settings, max(start, steps)),
+        history=pd.DataFrame(history),
+    )
+
+
+def _restore(path: Path, model, ema, optimizer, generator, ckpt_dir: Path) -> tuple[int, list[dict]]:
+    """Load model, EMA, optimizer and RNG states from ``path``; return (step, history)."""
+    config, tensors = read_checkpoint_tensors(path)
+    if config["model"]["kwargs"] != model.config or config["model"]["name"] != type(model).__name__:
+        raise ValueError(
+            f"checkpoint_dir: {path} holds a different model ({config['model']}); "
+            "pass resume=False or another checkpoint_dir"
+        )
+    model.load_state_dict(state_dict_from(tensors, "model"))
+    ema.load_state_dict(state_dict_from(tensors, "ema"))
+    state: dict[int, dict] = {}
+    for key, value in state_dict_from(tensors, "optim").items():
+        idx, name = key.split("/", 1)
+        state.setdefault(int(idx), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": config["optimizer"]["param_groups"]})
+    generator.set_state(tensors["rng/generator"])
+    torch.set_rng_state(tensors["rng/torch"])
+    if "rng/cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng/cuda"])
+    step = int(config["step"])
+    log = ckpt_dir / "train_log.csv"
+    history = pd.read_csv(log).to_dict("records") if log.is_file() else []
+    return step, [row for row in history if row["step"] <= step]
+
+
+def _sample_grid(ema, schedule, normalizer, survey: Survey, path: Path, n: int = 16) -> None:
+    """Save a grid of EMA samples (fixed seed, 25 DDIM steps) to watch training progress."""
+    from . import viz
+    from .diffusion.samplers import ddim
+
+    shape = (n, *survey.images.shape[1:])
+    x = ddim(ema, schedule, shape, steps=25, generator=torch.Generator().manual_seed(0), progress=False)
+    flux = normalizer.inverse(x.float().cpu()).numpy()
+    viz.save_grid(path, flux, survey.bands, ncols=8)

@@ -1,0 +1,125 @@
+import math
+
+import pytest
+import torch
+
+import galwidgets as gw
+from galwidgets.diffusion.samplers import ddim_timesteps
+
+from .conftest import TINY_UNET
+
+
+def test_linear_schedule_endpoints_and_monotonic():
+    s = gw.diffusion.NoiseSchedule.linear(1000)
+    assert s.T == 1000
+    assert s.betas[0].item() == pytest.approx(1e-4) and s.betas[-1].item() == pytest.approx(0.02)
+    a = s.alphas_cumprod
+    assert torch.all(a[1:] < a[:-1])
+    assert a[-1].item() < 1e-4  # x_T is almost pure noise
+
+
+def test_cosine_schedule_matches_formula():
+    s = gw.diffusion.NoiseSchedule.cosine(1000, s=0.008)
+    t = 500
+    f = lambda u: math.cos((u / 1000 + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
+    assert s.alphas_cumprod[t - 1].item() == pytest.approx(f(t) / f(0), rel=1e-6)
+    assert torch.all(s.snr[1:] < s.snr[:-1])
+
+
+def test_q_sample_statistics():
+    s = gw.diffusion.NoiseSchedule.linear(1000)
+    x0 = torch.full((20000, 1, 1, 1), 0.5)
+    t = torch.full((20000,), 300)
+    xt = s.q_sample(x0, t, torch.randn(x0.shape, generator=torch.Generator().manual_seed(0)))
+    a = s.alphas_cumprod[300].item()
+    assert xt.mean().item() == pytest.approx(math.sqrt(a) * 0.5, abs=0.02)
+    assert xt.var().item() == pytest.approx(1 - a, rel=0.03)
+
+
+def test_x0_eps_round_trip_and_config():
+    s = gw.diffusion.NoiseSchedule.cosine(50)
+    x0, eps, t = torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8), torch.tensor([0, 10, 30, 49])
+    xt = s.q_sample(x0, t, eps)
+    torch.testing.assert_close(s.predict_x0(xt, t, eps), x0, atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(s.predict_eps(xt, t, x0), eps, atol=1e-4, rtol=1e-4)
+    again = gw.diffusion.NoiseSchedule.from_config(s.to_config())
+    assert torch.equal(again.betas, s.betas)
+
+
+def test_unet_shapes_conditioning_and_errors():
+    model = gw.models.UNet(**TINY_UNET)
+    x = torch.randn(2, 3, 16, 16)
+    assert model(x, torch.tensor([1, 5])).shape == x.shape
+    assert model.num_parameters > 1000
+    with pytest.raises(ValueError, match="divisible by 2"):
+        model(torch.randn(1, 3, 15, 15), torch.tensor([1]))
+    with pytest.raises(ValueError, match="cond: this model is unconditional"):
+        model(x, torch.tensor([1, 5]), torch.ones(2, 1))
+    cond_model = gw.models.UNet(cond_dim=1, **TINY_UNET)
+    z = torch.tensor([[0.1], [0.3]])
+    assert cond_model(x, torch.tensor([1, 5]), z).shape == x.shape
+
+
+def test_ddim_calls_callback_once_per_step_and_is_seeded():
+    torch.manual_seed(0)
+    model = gw.models.UNet(**TINY_UNET).eval()
+    sched = gw.diffusion.NoiseSchedule.linear(100)
+    calls = []
+    out = gw.samplers.ddim(model, sched, (2, 3, 16, 16), steps=7, callback=calls.append,
+                           generator=torch.Generator().manual_seed(1), progress=False)
+    assert [c["i"] for c in calls] == list(range(7))
+    assert [c["t"] for c in calls] == ddim_timesteps(100, 7).tolist()
+    assert calls[0]["t"] == 99 and calls[-1]["t"] == 0
+    assert set(calls[0]) == {"i", "t", "x", "x0_pred"}
+    again = gw.samplers.ddim(model, sched, (2, 3, 16, 16), steps=7,
+                             generator=torch.Generator().manual_seed(1), progress=False)
+    assert torch.equal(out, again)
+    with pytest.raises(ValueError, match="steps"):
+        gw.samplers.ddim(model, sched, (1, 3, 16, 16), steps=500, progress=False)
+
+
+def test_ddpm_runs_all_steps():
+    model = gw.models.UNet(**TINY_UNET).eval()
+    sched = gw.diffusion.NoiseSchedule.linear(10)
+    calls = []
+    out = gw.samplers.ddpm(model, sched, (1, 3, 16, 16), callback=calls.append, progress=False)
+    assert len(calls) == 10 and out.shape == (1, 3, 16, 16) and torch.isfinite(out).all()
+
+
+class _Oracle(torch.nn.Module):
+    """The exact ε (or v) for a data set holding one image x*: ε = (x_t - √ᾱ_t x*) / √(1 - ᾱ_t)."""
+
+    def __init__(self, schedule, target, prediction="eps"):
+        super().__init__()
+        self.schedule, self.target = schedule, target
+        self.config = {"prediction": prediction}
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, t, cond=None, drop_cond=None):
+        a = self.schedule.alphas_cumprod[t].float().view(-1, 1, 1, 1)
+        eps = (x - a.sqrt() * self.target) / (1 - a).sqrt()
+        if self.config["prediction"] == "v":
+            return a.sqrt() * eps - (1 - a).sqrt() * self.target
+        return eps
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_samplers_recover_the_only_image_with_an_exact_model(kind, prediction):
+    sched = getattr(gw.diffusion.NoiseSchedule, kind)(200)
+    target = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 1.6 - 0.8
+    oracle = _Oracle(sched, target, prediction)
+    for eta in (0.0, 1.0):
+        out = gw.samplers.ddim(oracle, sched, (2, 3, 8, 8), steps=20, eta=eta, progress=False)
+        torch.testing.assert_close(out, target.expand(2, -1, -1, -1), atol=1e-5, rtol=0)
+    out = gw.samplers.ddpm(oracle, sched, (2, 3, 8, 8), progress=False)
+    torch.testing.assert_close(out, target.expand(2, -1, -1, -1), atol=1e-3, rtol=0)
+
+
+def test_v_target_and_inverse():
+    s = gw.diffusion.NoiseSchedule.cosine(100)
+    x0, eps, t = torch.randn(3, 2, 4, 4), torch.randn(3, 2, 4, 4), torch.tensor([0, 50, 99])
+    xt = s.q_sample(x0, t, eps)
+    x0_back, eps_back = s.from_v(xt, t, s.v_target(x0, t, eps))
+    torch.testing.assert_close(x0_back, x0, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(eps_back, eps, atol=1e-5, rtol=1e-5)

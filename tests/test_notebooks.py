@@ -1,0 +1,98 @@
+"""The parameterised notebooks, run for real through papermill with tiny parameters."""
+
+import json
+import math
+
+import nbformat
+import pytest
+
+import galwidgets as gw
+from galwidgets.cli import main, parse_value
+from galwidgets.notebooks import available_notebooks, notebook_path
+
+
+@pytest.fixture(scope="module")
+def survey_files(tmp_path_factory, survey):
+    root = tmp_path_factory.mktemp("surveys")
+    return str(survey[:12].save(root / "a.fits")), str(survey[12:].save(root / "b.fits"))
+
+
+def test_every_notebook_follows_the_conventions():
+    assert "evaluate" in available_notebooks()
+    for name in available_notebooks():
+        nb = nbformat.read(notebook_path(name), as_version=4)
+        assert nb.metadata.kernelspec.name == "python3", name
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert "parameters" in code[0].metadata.get("tags", []), name
+        assert all(not c.outputs and c.execution_count is None for c in code), f"{name} has outputs"
+        lines = [ln for ln in code[0].source.splitlines() if ln.strip()]
+        assert lines[0].startswith("output_dir = ")
+        assert all("  # " in ln for ln in lines), f"{name}: every parameter needs a comment"
+
+
+def test_evaluate_notebook_writes_metrics_and_figures(survey_files, tmp_path):
+    generated, reference = survey_files
+    result = gw.run_notebook("evaluate", {"generated": generated, "reference": reference},
+                             output_dir=tmp_path, progress=False)
+    assert result.ok
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics == result.metrics
+    assert set(metrics["sgd"]) == {"g", "r", "z", "g-r", "r-z", "r_half", "total"}
+    assert all(math.isfinite(v) and v > 0 for v in metrics["sgd"].values())
+    assert math.isfinite(metrics["sgd_baseline"]["total"])
+    assert metrics["n_generated"] == 12 and metrics["n_reference"] == 12
+    for name in ("grid.png", "distributions.png", "evaluate.ipynb", "photometry_generated.parquet"):
+        assert (tmp_path / name).is_file(), name
+    executed = nbformat.read(tmp_path / "evaluate.ipynb", as_version=4)
+    ran = [c for c in executed.cells if c.cell_type == "code"]
+    assert all(c.execution_count for c in ran)  # every cell ran
+
+
+def test_evaluate_samples_from_a_checkpoint(tiny_checkpoint, tmp_path):
+    result = gw.run_notebook("evaluate", {"checkpoint": str(tiny_checkpoint), "n_generated": 4,
+                                          "n_reference": 8, "steps": 2}, output_dir=tmp_path,
+                             progress=False)
+    assert result.metrics["n_generated"] == 4 and result.metrics["source_generated"] == str(tiny_checkpoint)
+
+
+def test_cli_run_with_parameters(survey_files, tmp_path, capsys):
+    generated, reference = survey_files
+    code = main(["run", "evaluate", "-p", "generated", generated, "-p", "reference", reference,
+                 "-p", "n_show", "4", "-o", str(tmp_path), "-q"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert '"sgd"' in printed and (tmp_path / "metrics.json").is_file()
+
+
+def test_unknown_notebook_and_parameter_are_named(tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"name: unknown notebook 'evaluat'.*evaluate"):
+        gw.run_notebook("evaluat", output_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"parameters: notebook 'evaluate' has no parameter\(s\) \['nope'\]"):
+        gw.run_notebook("evaluate", {"nope": 1}, output_dir=tmp_path)
+    assert main(["run", "nonexistent"]) == 2
+    assert "unknown notebook 'nonexistent'" in capsys.readouterr().err
+
+
+def test_failed_cell_is_reported_with_the_notebook_kept(tmp_path):
+    with pytest.raises(RuntimeError, match="notebook 'evaluate' failed: FileNotFoundError"):
+        gw.run_notebook("evaluate", {"generated": str(tmp_path / "missing.fits")},
+                        output_dir=tmp_path, progress=False)
+    assert (tmp_path / "evaluate.ipynb").is_file()
+
+
+@pytest.mark.slow
+def test_batch_records_failures_and_finishes_the_rest(survey_files, tmp_path):
+    generated, reference = survey_files
+    grid = [{"generated": generated, "reference": reference, "aperture_radius": 4.0},
+            {"generated": str(tmp_path / "missing.fits"), "reference": reference},
+            {"generated": generated, "reference": reference, "aperture_radius": 6.0}]
+    table = gw.run_batch("evaluate", grid, output_root=tmp_path / "batch", max_workers=2, progress=False)
+    assert table.status.tolist() == ["ok", "failed", "ok"]
+    assert "FileNotFoundError" in table.error[1]
+    assert table["sgd.total"].notna().sum() == 2
+    assert (tmp_path / "batch" / "results.parquet").is_file()
+
+
+def test_parse_value():
+    assert parse_value("3") == 3 and parse_value("0.5") == 0.5 and parse_value("true") is True
+    assert parse_value("desi-tiny") == "desi-tiny" and parse_value("[1, 2]") == [1, 2]

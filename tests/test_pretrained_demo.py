@@ -1,0 +1,46 @@
+"""The shipped checkpoint and the main job, ``galwidgets demo``."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import galwidgets as gw
+from galwidgets.cli import main
+
+
+def test_shipped_checkpoint_is_listed_small_and_loads():
+    table = gw.pretrained.available()
+    row = table.set_index("name").loc["desi-tiny"]
+    assert row.installed and row.megabytes < 10
+    ckpt = gw.pretrained.load("desi-tiny")
+    assert ckpt.bands == ("g", "r", "z") and ckpt.size == 64 and ckpt.pixel_scale == 0.262
+    assert ckpt.config["pretrained"]["recipe"]["train"]["steps"] == ckpt.config["step"]
+    with pytest.raises(ValueError, match="name: unknown pretrained model 'nope'"):
+        gw.pretrained.load("nope")
+
+
+def test_shipped_model_draws_galaxy_like_images():
+    ckpt = gw.pretrained.load("desi-tiny")
+    gen = ckpt.sample(8, steps=20, seed=0, progress=False)
+    img = gen.images
+    centre = img[:, :, 28:36, 28:36].mean(axis=(2, 3))
+    edge = np.concatenate([img[:, :, :8].reshape(8, 3, -1), img[:, :, -8:].reshape(8, 3, -1)], -1)
+    assert (centre > 10 * edge.std(axis=-1)).all()  # a bright centred source above the sky noise
+    table = gw.metrics.photometry(gen)
+    assert (table.flag == 0).mean() >= 0.75
+    assert table.mag_r.between(14, 21).mean() >= 0.75  # magnitudes of the training population
+
+
+@pytest.mark.slow
+def test_demo_writes_everything(tmp_path, capsys):
+    code = main(["demo", "-o", str(tmp_path), "--n-generated", "16", "--n-reference", "32",
+                 "--steps", "10", "-q"])
+    assert code == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert math.isfinite(metrics["sgd"]["total"]) and math.isfinite(metrics["sgd_baseline"]["total"])
+    for name in ("evaluate.ipynb", "grid.png", "generated.fits", "reference.fits"):
+        assert (tmp_path / name).is_file(), name
+    out = capsys.readouterr().out
+    assert "split-half" in out and str(tmp_path) in out
