@@ -1,4 +1,4 @@
-"""Time one training step of the shipped U-Net configuration under each precision/layout option.
+"""Time one training step of two U-Net configurations under each precision/layout option.
 
 Measures float32 vs bf16 autocast and contiguous vs channels_last, the switches gw.train turns on
 where they pay off, in one process, and prints each option's speed-up over plain float32.
@@ -17,10 +17,12 @@ import torch
 import galwidgets as gw
 from galwidgets.pretrained.recipes import RECIPES
 
+CONFIGS = {"UNet() defaults": {}, "desi-tiny": RECIPES["desi-tiny"]["model"]}
 
-def step_seconds(channels_last: bool, bf16: bool, batch_size: int, repeats: int) -> float:
+
+def step_seconds(config: dict, channels_last: bool, bf16: bool, batch_size: int, repeats: int) -> float:
     torch.manual_seed(0)
-    model = gw.models.UNet(**RECIPES["desi-tiny"]["model"])
+    model = gw.models.UNet(**config)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -45,13 +47,17 @@ def main() -> None:
     args = parser.parse_args()
     threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, {threads} threads, batch {args.batch_size} x 3 x 64 x 64")
-    base = None
-    for channels_last in (False, True):
-        for bf16 in (False, True):
-            s = step_seconds(channels_last, bf16, args.batch_size, args.repeats)
-            base = base or s
-            label = f"{'channels_last' if channels_last else 'contiguous':>13} {'bf16' if bf16 else 'fp32'}"
-            print(f"{label}: {s * 1000:7.0f} ms/step  speed-up {base / s:.2f}x")
+    for name, config in CONFIGS.items():
+        params = gw.models.UNet(**config).num_parameters
+        print(f"{name} ({params / 1e6:.2f} M parameters)")
+        base = None
+        for channels_last in (False, True):
+            for bf16 in (False, True):
+                s = step_seconds(config, channels_last, bf16, args.batch_size, args.repeats)
+                base = base or s
+                layout = "channels_last" if channels_last else "contiguous"
+                label = f"  {layout:>13} {'bf16' if bf16 else 'fp32'}"
+                print(f"{label}: {s * 1000:7.0f} ms/step  speed-up {base / s:.2f}x")
 
 
 if __name__ == "__main__":

@@ -116,7 +116,8 @@ def image_grid(
     n = len(rgb)
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
-    fig = Figure(figsize=(panel_size * ncols, panel_size * nrows + (0.3 if suptitle else 0)))
+    title_space = (0.3 if suptitle else 0) + (0.2 * nrows if titles is not None else 0)
+    fig = Figure(figsize=(panel_size * ncols, panel_size * nrows + title_space))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.set_axis_off()
@@ -126,8 +127,10 @@ def image_grid(
                 ax.set_title(titles[i], fontsize=7)
     if suptitle:
         fig.suptitle(suptitle)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.92 if suptitle else 0.99,
-                        wspace=0.04, hspace=0.15 if titles is not None else 0.04)
+    top = 1 - (0.3 if suptitle else 0.01) / fig.get_figheight() - (
+        0.2 / fig.get_figheight() if titles is not None else 0)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=top,
+                        wspace=0.04, hspace=0.25 if titles is not None else 0.04)
     return fig
 
 

@@ -123,7 +123,9 @@ class NoiseSchedule:
         a = _gather(self.alphas_cumprod, t, x0)
         return a.sqrt() * eps - (1 - a).sqrt() * x0
 
-    def from_v(self, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def from_v(
+        self, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x_0, ε)`` from a velocity: ``x_0 = √ᾱ x_t - √(1-ᾱ) v``, ``ε = √(1-ᾱ) x_t + √ᾱ v``.
 
         Unlike ``x_0`` from ε, neither divides by a vanishing ``√ᾱ_t``: both stay well defined at
