@@ -100,3 +100,13 @@ def test_photometry_is_a_table_with_one_row_per_galaxy(survey):
     assert isinstance(table, pd.DataFrame) and len(table) == len(survey)
     # the 6 px aperture misses light, so aperture magnitudes are fainter than the truth
     assert (table.mag_r > survey.catalog.mag_r - 0.05).all()
+
+
+def test_sgd_is_wasserstein_not_a_difference_of_means():
+    """Same mean, different spread: W1 = mean |x - 1.5| = 1.0 (a mean difference would say 0)."""
+    a = pd.DataFrame({"mag_g": [0.0, 1.0, 2.0, 3.0], "mag_r": [1.0, 1.0, 1.0, 1.0],
+                      "g-r": [0.0, 0.0, 0.0, 0.0], "r_half": [1.0, 2.0, 3.0, 4.0]})
+    b = pd.DataFrame({"mag_g": [1.5] * 4, "mag_r": [1.0] * 4, "g-r": [0.0] * 4,
+                      "r_half": [4.0, 3.0, 2.0, 1.0]})
+    sgd = gw.metrics.synthetic_galaxy_distance(a, b)
+    assert sgd == {"g": 1.0, "r": 0.0, "g-r": 0.0, "r_half": 0.0, "total": 1.0}
