@@ -5,40 +5,32 @@
 >>> ckpt = gw.pretrained.load("desi-tiny")               # small shipped model, no download
 >>> generated = ckpt.sample(16, steps=50)                # a Survey of generated flux images
 >>> gw.metrics.synthetic_galaxy_distance(survey, generated)["total"]
+
+Submodules are imported on first use, so ``import galwidgets`` is quick.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-from . import data, diffusion, metrics, models, pretrained, viz
-from .checkpoints import Checkpoint, load_checkpoint
-from .diffusion import samplers
-from .notebooks import run_batch, run_notebook
-from .training import train
+from ._lazy import attach
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Checkpoint",
-    "data",
-    "diffusion",
-    "load_checkpoint",
-    "metrics",
-    "models",
-    "pretrained",
-    "run_batch",
-    "run_notebook",
-    "samplers",
-    "train",
-    "viz",
-    "widgets",
-]
+_NAMES = {
+    "data": ".data",
+    "diffusion": ".diffusion",
+    "metrics": ".metrics",
+    "models": ".models",
+    "notebooks": ".notebooks",
+    "pretrained": ".pretrained",
+    "samplers": ".diffusion.samplers",
+    "viz": ".viz",
+    "widgets": ".widgets",
+    "Checkpoint": ".checkpoints:Checkpoint",
+    "load_checkpoint": ".checkpoints:load_checkpoint",
+    "run_batch": ".notebooks:run_batch",
+    "run_notebook": ".notebooks:run_notebook",
+    "train": ".training:train",
+}
+__all__ = sorted(_NAMES)
+__getattr__, __dir__ = attach(__name__, _NAMES)
 
-
-def __getattr__(name: str) -> Any:
-    # widgets pull in ipywidgets (and later HoloViews/Bokeh): imported on first use only
-    if name == "widgets":
-        return importlib.import_module(".widgets", __name__)
-    raise AttributeError(f"module 'galwidgets' has no attribute {name!r}")

@@ -19,21 +19,23 @@ from matplotlib.figure import Figure
 
 from ._io import atomic_path
 from ._validation import as_bands, as_images
+from .data.instruments import BAND_WAVELENGTHS
 from .data.noise import sky_noise
-from .data.simulate import BANDS
 
 __all__ = ["STRETCHES", "band_scales", "image_grid", "png_bytes", "rgb_composite", "save_grid"]
 
 STRETCHES = ("lupton", "asinh", "log", "sqrt", "linear")
 
 
-def band_scales(bands: Sequence[str], images: np.ndarray | None = None) -> np.ndarray:
-    """Flux scale per band: ``0.01 (λ / λ_r)^1.5`` nanomaggies for known bands, else the robust
-    noise of ``images`` in that band."""
+def band_scales(bands: Sequence[str], images: np.ndarray | None = None,
+                zeropoint: float = 22.5) -> np.ndarray:
+    """Flux scale per band: ``0.01 (λ / λ_r)^1.5`` nanomaggies (converted to the flux unit of
+    ``zeropoint``) for known bands, else the robust noise of ``images`` in that band."""
+    unit = 10 ** (0.4 * (zeropoint - 22.5))
     scales = []
     for c, band in enumerate(bands):
-        if band in BANDS:
-            scales.append(0.01 * (BANDS[band].wavelength / BANDS["r"].wavelength) ** 1.5)
+        if band in BAND_WAVELENGTHS:
+            scales.append(0.01 * unit * (BAND_WAVELENGTHS[band] / BAND_WAVELENGTHS["r"]) ** 1.5)
         elif images is not None:
             scales.append(max(float(sky_noise(images[:, c:c + 1])[0]), 1e-12))
         else:
@@ -54,6 +56,7 @@ def rgb_composite(
     stretch_value: float = 50.0,
     scales: Sequence[float] | None = None,
     percentile: float = 99.5,
+    zeropoint: float = 22.5,
 ) -> np.ndarray:
     """RGB composites of multi-band flux images.
 
@@ -73,6 +76,8 @@ def rgb_composite(
         Flux per unit of each band; default :func:`band_scales`.
     percentile : float
         Upper limit of the non-Lupton stretches.
+    zeropoint : float
+        AB zeropoint of the flux unit (for the default scales).
 
     Returns
     -------
@@ -83,7 +88,9 @@ def rgb_composite(
     bands = as_bands(bands, images.shape[1])
     if stretch not in STRETCHES:
         raise ValueError(f"stretch: expected one of {STRETCHES}, got {stretch!r}")
-    scales = band_scales(bands, images) if scales is None else np.asarray(scales, dtype=np.float32)
+    if scales is None:
+        scales = band_scales(bands, images, zeropoint)
+    scales = np.asarray(scales, dtype=np.float32)
     scaled = np.nan_to_num(images / scales[None, :, None, None])
     rgb = scaled[:, _rgb_channels(len(bands))]  # (N, 3, H, W)
     if stretch == "lupton":

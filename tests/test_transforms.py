@@ -50,3 +50,63 @@ def test_bad_parameters():
         gw.data.ClipMinMax(clip=-1)
     with pytest.raises(ValueError, match="config"):
         gw.data.normalizer_from_config({"name": "Pickle"})
+
+
+def _two_groups(n_faint=40, n_bright=4, size=24, seed=0):
+    """Faint galaxies peaking near 1 and a few bright outliers peaking near 50 (flux units)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.indices((size, size)) - (size - 1) / 2
+    profile = np.exp(-(x**2 + y**2) / (2 * 2.0**2))
+    peaks = np.concatenate([rng.uniform(0.7, 1.3, n_faint), rng.uniform(40, 60, n_bright)])
+    colours = np.array([0.6, 1.0, 1.4])  # band flux ratios g : r : z
+    images = peaks[:, None, None, None] * colours[None, :, None, None] * profile
+    images += rng.normal(0, 0.01, images.shape)
+    return images.astype(np.float32)
+
+
+def test_clipminmax_fit_separates_faint_bulk_from_bright_outliers():
+    images = _two_groups()
+    norm = gw.data.ClipMinMax.fit(images)
+    faint_top = images[:40].max()  # brightest pixel of any faint galaxy (z band, ~1.8)
+    bright_bottom = np.percentile(images[40:].reshape(4, -1), 99.9, axis=1).min()
+    assert isinstance(norm.clip, float)
+    assert faint_top < norm.clip < bright_bottom
+    # the midpoint of the two cluster centroids of the per-galaxy 99.9th percentiles
+    p999 = np.percentile(images.reshape(len(images), -1), 99.9, axis=1)
+    assert norm.clip == pytest.approx((p999[:40].mean() + p999[40:].mean()) / 2, rel=1e-3)
+    # the two-means split does not depend on the order of the galaxies
+    assert gw.data.ClipMinMax.fit(images[::-1]) == norm
+
+
+def test_clipminmax_fit_per_band_and_deterministic(survey):
+    images = _two_groups()
+    norm = gw.data.ClipMinMax.fit(images, per_band=True)
+    assert isinstance(norm.clip, tuple) and len(norm.clip) == 3
+    assert norm.clip[0] < norm.clip[1] < norm.clip[2]  # follows the band colours 0.6 : 1.0 : 1.4
+    for c, a in enumerate(norm.clip):
+        assert images[:40, c].max() < a < images[40:, c].max()
+    assert gw.data.ClipMinMax.fit(images, per_band=True) == norm
+    assert gw.data.ClipMinMax.fit(survey) == gw.data.ClipMinMax.fit(survey.images)
+
+
+@pytest.mark.parametrize("per_band", [False, True])
+def test_fitted_clipminmax_config_round_trip(per_band):
+    norm = gw.data.ClipMinMax.fit(_two_groups(), per_band=per_band)
+    config = norm.to_config()
+    assert config["name"] == "ClipMinMax"
+    rebuilt = gw.data.normalizer_from_config(config)
+    assert rebuilt == norm
+    x = _two_groups(seed=1)
+    np.testing.assert_array_equal(rebuilt.forward(x), norm.forward(x))
+
+
+def test_clipminmax_fit_bad_inputs():
+    images = _two_groups()
+    with pytest.raises(ValueError, match="percentile"):
+        gw.data.ClipMinMax.fit(images, percentile=0)
+    with pytest.raises(ValueError, match="images"):
+        gw.data.ClipMinMax.fit(images[0])
+    with pytest.raises(ValueError, match="images"):
+        gw.data.ClipMinMax.fit(images[:1])  # one galaxy: nothing to cluster
+    with pytest.raises(ValueError, match="images"):
+        gw.data.ClipMinMax.fit(-np.abs(images))  # no positive flux

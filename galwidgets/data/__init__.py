@@ -1,18 +1,43 @@
-"""Data layer: the mock survey simulator, the Survey container and normalizers."""
+"""Data layer: the mock survey, real-survey loaders, the Survey container, normalizers, corruptions.
 
-from .noise import sky_noise
-from .simulate import BANDS, half_light_radius, simulate_survey
-from .surveys import Survey
-from .transforms import AsinhStretch, ClipMinMax, Normalizer, normalizer_from_config
+>>> import galwidgets as gw
+>>> mock = gw.data.simulate_survey(256, instrument="desi", seed=1)      # g, r, z with truth
+>>> hsc = gw.data.load_fits_cutouts([{"g": "g.fits", "r": "r.fits", "i": "i.fits"}], size=128)
+>>> real = gw.data.hubble_deep_field(size=64)                            # no download
+>>> trailed, mask = gw.data.corruptions.add_satellite_trails(mock, seed=0)
 
-__all__ = [
-    "BANDS",
-    "AsinhStretch",
-    "ClipMinMax",
-    "Normalizer",
-    "Survey",
-    "half_light_radius",
-    "normalizer_from_config",
-    "simulate_survey",
-    "sky_noise",
-]
+Names are imported on first use (rendering workers import only what they need).
+"""
+
+from __future__ import annotations
+
+from .._lazy import attach
+
+_NAMES = {
+    "corruptions": ".corruptions",
+    "add_satellite_trails": ".corruptions:add_satellite_trails",
+    "observe": ".corruptions:observe",
+    "psf_kernel": ".corruptions:psf_kernel",
+    "satellite_trail": ".corruptions:satellite_trail",
+    "BAND_WAVELENGTHS": ".instruments:BAND_WAVELENGTHS",
+    "INSTRUMENTS": ".instruments:INSTRUMENTS",
+    "Instrument": ".instruments:Instrument",
+    "get_instrument": ".instruments:get_instrument",
+    "hubble_deep_field": ".loaders:hubble_deep_field",
+    "load_fits_cutouts": ".loaders:load_fits_cutouts",
+    "load_hdf5": ".loaders:load_hdf5",
+    "save_hdf5": ".loaders:save_hdf5",
+    "sky_noise": ".noise:sky_noise",
+    "draw_population": ".population:draw_population",
+    "half_light_radius": ".population:half_light_radius",
+    "render_catalog": ".render:render_catalog",
+    "simulate_survey": ".simulate:simulate_survey",
+    "Survey": ".surveys:Survey",
+    "AsinhStretch": ".transforms:AsinhStretch",
+    "ClipMinMax": ".transforms:ClipMinMax",
+    "Normalizer": ".transforms:Normalizer",
+    "normalizer_from_config": ".transforms:normalizer_from_config",
+}
+__all__ = sorted(_NAMES)
+__getattr__, __dir__ = attach(__name__, _NAMES)
+

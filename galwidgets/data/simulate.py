@@ -1,295 +1,188 @@
-"""The embedded mock survey: bulge + disk galaxies rendered with GalSim, with a truth catalog.
+"""The embedded mock survey: :func:`simulate_survey` draws a galaxy population and renders it.
 
-No survey data can be downloaded at run time, so this simulator is the project's default data. Each
-galaxy is drawn from simple but physical ingredients: redshifts uniform in comoving volume (Planck18
-cosmology), a Schechter luminosity function with a survey magnitude limit, a size-luminosity relation
-projected with the angular diameter distance (so surface brightness dims as (1 + z)^-4), a Sérsic
-bulge and an exponential disk with power-law spectra (the bulge redder), random inclination, and a
-Moffat PSF plus Gaussian sky noise per band. The truth catalog records every drawn parameter.
+No survey data can be downloaded at run time, so this simulator is the project's default data.
+Every galaxy carries its true parameters in the catalog, which is what lets metrics and models be
+checked against known physics. The population is described in :mod:`galwidgets.data.population`,
+the rendering in :mod:`galwidgets.data.render`, the instruments in
+:mod:`galwidgets.data.instruments`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
-import galsim
 import numpy as np
-import pandas as pd
-from astropy.cosmology import Planck18
-from scipy.optimize import brentq
-from scipy.special import gammainc, gammaincinv
-from tqdm.auto import tqdm
 
 from .._validation import as_bands, check_positive, check_positive_int
+from .instruments import BAND_WAVELENGTHS, Instrument, get_instrument
+from .population import draw_population
+from .render import default_jobs, galaxy_band_fluxes, render_catalog
 from .surveys import Survey
 
-__all__ = ["BANDS", "BandInfo", "half_light_radius", "simulate_survey"]
-
-
-@dataclass(frozen=True)
-class BandInfo:
-    """Effective wavelength (nm) and default sky noise of a photometric band.
-
-    ``sky_sigma`` is the per-pixel 1σ sky noise in nanomaggies at 0.262″/px (DESI Legacy Surveys
-    depths for g, r, z: 5σ point-source depths of about 24.0, 23.5 and 22.5 mag).
-    """
-
-    wavelength: float
-    sky_sigma: float
-
-
-BANDS: dict[str, BandInfo] = {
-    "FUV": BandInfo(153.0, 0.004),
-    "NUV": BandInfo(231.0, 0.004),
-    "u": BandInfo(355.0, 0.015),
-    "g": BandInfo(475.0, 0.007),
-    "r": BandInfo(622.0, 0.0115),
-    "i": BandInfo(763.0, 0.016),
-    "z": BandInfo(905.0, 0.028),
-    "y": BandInfo(1000.0, 0.05),
-    "J": BandInfo(1250.0, 0.06),
-    "H": BandInfo(1650.0, 0.08),
-    "K": BandInfo(2190.0, 0.1),
-}
-
-_REFERENCE_BAND = "r"
-_SCHECHTER_MSTAR, _SCHECHTER_ALPHA = -21.2, -1.2  # r band, Blanton et al. (2003)-like
-_DISK_Q0 = 0.2  # intrinsic thickness of disks
-
-
-def half_light_radius(
-    bulge_fraction: float, bulge_radius: float, sersic_n: float, disk_radius: float
-) -> float:
-    """Half-light radius of a circular Sérsic bulge plus exponential disk.
-
-    Solves ``B/T P(2n, b_n (r/r_b)^(1/n)) + (1 - B/T) P(2, b_1 r/r_d) = 1/2`` where ``P`` is the
-    regularised lower incomplete gamma function and ``b_n`` satisfies ``P(2n, b_n) = 1/2``
-    (Graham & Driver 2005, eq. 2). Radii are in any common unit; for sheared profiles with equal
-    area-preserving shears this is the circularised radius ``sqrt(a b)``.
-    """
-    b_n = gammaincinv(2 * sersic_n, 0.5)
-    b_1 = gammaincinv(2.0, 0.5)
-
-    def enclosed(r: float) -> float:
-        bulge = gammainc(2 * sersic_n, b_n * (r / bulge_radius) ** (1 / sersic_n))
-        disk = gammainc(2.0, b_1 * r / disk_radius)
-        return bulge_fraction * bulge + (1 - bulge_fraction) * disk - 0.5
-
-    hi = 10 * max(bulge_radius, disk_radius)
-    return float(brentq(enclosed, 1e-6 * hi, hi, xtol=1e-10))
-
-
-def _sample_redshift(rng: np.random.Generator, n: int, z_range: tuple[float, float]) -> np.ndarray:
-    """Redshifts uniform in comoving volume between ``z_range`` (inverse-CDF sampling)."""
-    grid = np.linspace(z_range[0], z_range[1], 512)
-    volume = Planck18.comoving_volume(grid).value
-    cdf = (volume - volume[0]) / (volume[-1] - volume[0])
-    return np.interp(rng.uniform(size=n), cdf, grid)
-
-
-def _sample_absolute_magnitude(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Absolute r magnitudes from a Schechter luminosity function, -23.5 < M < -17."""
-    grid = np.linspace(-23.5, -17.0, 1024)
-    x = 10 ** (0.4 * (_SCHECHTER_MSTAR - grid))
-    pdf = x ** (_SCHECHTER_ALPHA + 1) * np.exp(-x)
-    cdf = np.cumsum(pdf)
-    cdf = (cdf - cdf[0]) / (cdf[-1] - cdf[0])
-    return np.interp(rng.uniform(size=n), cdf, grid)
-
-
-def _draw_population(
-    rng: np.random.Generator,
-    n: int,
-    z_range: tuple[float, float],
-    mag_limit: float,
-    max_r_half: float,
-) -> pd.DataFrame:
-    """Draw ``n`` galaxies brighter than ``mag_limit`` that fit in the cutout (``max_r_half``)."""
-    parts, have = [], 0
-    for _ in range(1000):
-        m = max(4 * (n - have), 64)
-        z = _sample_redshift(rng, m, z_range)
-        abs_mag = _sample_absolute_magnitude(rng, m)
-        mag_r = abs_mag + Planck18.distmod(z).value
-        arcsec_per_kpc = Planck18.arcsec_per_kpc_proper(z).value
-        # size-luminosity relation with scatter and size evolution ~ (1 + z)^-0.75
-        log_rd = 0.55 - 0.18 * (abs_mag + 21.0) + rng.normal(0.0, 0.15, m)
-        r_disk = 10**log_rd * (1 + z) ** -0.75 * arcsec_per_kpc
-        bulge_fraction = rng.beta(1.0, 2.0, m)
-        r_bulge = r_disk * rng.uniform(0.15, 0.45, m)
-        sersic_n = np.round(rng.uniform(2.5, 5.0, m), 1)  # rounded: GalSim caches per n
-        cos_i = rng.uniform(0.0, 1.0, m)
-        q_disk = np.sqrt((1 - _DISK_Q0**2) * cos_i**2 + _DISK_Q0**2)
-        q_bulge = rng.uniform(0.65, 1.0, m)
-        beta_bulge = 2.2 + 2.5 * z + rng.normal(0.0, 0.15, m)
-        beta_disk = 0.9 + 1.5 * z + rng.normal(0.0, 0.25, m)
-        r_half = np.array(
-            [half_light_radius(*args) for args in zip(bulge_fraction, r_bulge, sersic_n, r_disk)]
-        )
-        keep = (mag_r < mag_limit) & (r_half < max_r_half)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "redshift": z,
-                    "abs_mag_r": abs_mag,
-                    "mag_r_true": mag_r,
-                    "r_half_arcsec": r_half,
-                    "r_disk_arcsec": r_disk,
-                    "r_bulge_arcsec": r_bulge,
-                    "sersic_n": sersic_n,
-                    "bulge_fraction": bulge_fraction,
-                    "axis_ratio": q_disk,
-                    "ellipticity": (1 - q_disk) / (1 + q_disk),
-                    "bulge_axis_ratio": q_bulge,
-                    "position_angle": rng.uniform(0.0, 180.0, m),
-                    "sed_slope_bulge": beta_bulge,
-                    "sed_slope_disk": beta_disk,
-                }
-            )[keep]
-        )
-        have += int(keep.sum())
-        if have >= n:
-            break
-    else:  # pragma: no cover - only for absurd selections
-        raise ValueError(
-            f"mag_limit: only {have} of {n} galaxies pass mag_limit={mag_limit} and fit the cutout"
-        )
-    return pd.concat(parts, ignore_index=True).iloc[:n].reset_index(drop=True)
-
-
-def _component_fluxes(row: pd.Series, band: str) -> tuple[float, float]:
-    """Bulge and disk flux (nanomaggies) in ``band`` from power-law spectra f_nu ∝ λ^β."""
-    total_r = 10 ** (-0.4 * (row.mag_r_true - 22.5))
-    ratio = BANDS[band].wavelength / BANDS[_REFERENCE_BAND].wavelength
-    bulge = row.bulge_fraction * total_r * ratio**row.sed_slope_bulge
-    disk = (1 - row.bulge_fraction) * total_r * ratio**row.sed_slope_disk
-    return bulge, disk
-
-
-def _render(row: pd.Series, band: str, fwhm: float, size: int, pixel_scale: float) -> np.ndarray:
-    """Noise-free image of one galaxy in one band (nanomaggies), convolved with a Moffat PSF."""
-    bulge_flux, disk_flux = _component_fluxes(row, band)
-    angle = row.position_angle * galsim.degrees
-    bulge = galsim.Sersic(n=row.sersic_n, half_light_radius=row.r_bulge_arcsec, flux=bulge_flux)
-    disk = galsim.Exponential(half_light_radius=row.r_disk_arcsec, flux=disk_flux)
-    galaxy = galsim.Add(
-        bulge.shear(q=row.bulge_axis_ratio, beta=angle), disk.shear(q=row.axis_ratio, beta=angle)
-    )
-    psf = galsim.Moffat(beta=3.5, fwhm=fwhm)
-    image = galsim.Convolve(galaxy, psf).drawImage(
-        nx=size, ny=size, scale=pixel_scale, offset=(row.x_offset, row.y_offset)
-    )
-    return image.array
+__all__ = ["simulate_survey"]
 
 
 def _per_band(value: float | Mapping[str, float] | None, bands: Sequence[str], name: str):
-    if value is None or isinstance(value, Mapping):
-        if isinstance(value, Mapping) and set(bands) - set(value):
-            raise ValueError(f"{name}: missing a value for band(s) {sorted(set(bands) - set(value))}")
-        return value
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        missing = sorted(set(bands) - set(value))
+        if missing:
+            raise ValueError(f"{name}: missing a value for band(s) {missing}")
+        return {b: check_positive(value[b], name) for b in bands}
     value = check_positive(value, name)
     return dict.fromkeys(bands, value)
+
+
+def _check_probability(value: float, name: str) -> float:
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name}: expected a probability in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _sky(inst: Instrument, bands, pixel_scale: float, zeropoint: float, sky_sigma) -> dict[str, float]:
+    """Per-band sky noise: given, or the preset's scaled to this pixel scale and flux unit."""
+    given = _per_band(sky_sigma, bands, "sky_sigma")
+    if given is not None:
+        return given
+    missing = [b for b in bands if b not in inst.sky_sigma]
+    if missing:
+        raise ValueError(
+            f"bands: {missing} are not bands of instrument {inst.name!r} {inst.bands}; "
+            "pick another instrument or pass sky_sigma for every band"
+        )
+    unit = 10 ** (0.4 * (zeropoint - inst.zeropoint))
+    return {b: inst.sky_sigma[b] * pixel_scale / inst.pixel_scale * unit for b in bands}
 
 
 def simulate_survey(
     n: int,
     size: int = 64,
-    bands: Sequence[str] = ("g", "r", "z"),
-    pixel_scale: float = 0.262,
+    bands: Sequence[str] | None = None,
+    pixel_scale: float | None = None,
     seed: int = 0,
     *,
-    zeropoint: float = 22.5,
-    redshift_range: tuple[float, float] = (0.02, 0.12),
-    mag_limit: float = 18.0,
+    instrument: str | Instrument = "desi",
+    zeropoint: float | None = None,
+    redshift: tuple[float, float] | Sequence[float] | np.ndarray | None = None,
+    mag_limit: float | None = None,
     psf_fwhm: float | Mapping[str, float] | None = None,
+    psf_profile: str | None = None,
     sky_sigma: float | Mapping[str, float] | None = None,
+    poisson_gain: float | None = None,
+    arm_probability: float = 0.7,
+    companion_probability: float = 0.0,
+    star_probability: float = 0.0,
+    size_evolution: float = -0.75,
+    n_jobs: int | None = None,
     progress: bool = True,
 ) -> Survey:
-    """Simulate a mock survey of bulge + disk galaxies with a truth catalog.
+    """Simulate a mock survey of galaxies with their truth catalog.
 
     Parameters
     ----------
     n : int
         Number of galaxies.
     size : int
-        Cutout side length in pixels; galaxies sit at the centre (pixel ``size // 2``) to within
+        Cutout side in pixels; galaxies sit at the cutout centre ``((size - 1) / 2)`` to within
         half a pixel.
-    bands : sequence of str
-        Band names, any of :data:`BANDS`, bluest first.
-    pixel_scale : float
-        Arcseconds per pixel (0.262 for DESI Legacy Surveys).
+    bands : sequence of str, optional
+        Bands, bluest first; default the instrument's.
+    pixel_scale : float, optional
+        Arcsec per pixel; default the instrument's (0.262 for ``"desi"``).
     seed : int
-        Seed of every random draw: the same seed gives identical images and catalog.
-    zeropoint : float
-        AB zeropoint of the output flux unit (22.5: nanomaggies).
-    redshift_range : (float, float)
-        Redshifts are drawn uniform in comoving volume (Planck18) within this range.
-    mag_limit : float
-        Keep galaxies brighter than this total r magnitude (a flux-limited sample).
+        Seed of every random draw: the same seed gives identical images and catalog, whatever
+        ``n_jobs`` is.
+    instrument : {"desi", "hsc", "uv-ir"} or Instrument
+        Preset for bands, pixel scale, flux unit, seeing, PSF shape and sky noise
+        (see :mod:`galwidgets.data.instruments`).
+    zeropoint : float, optional
+        AB zeropoint of the output flux unit; default the instrument's (22.5: nanomaggies).
+    redshift : (z_min, z_max) or array of n redshifts, optional
+        A range (uniform in comoving volume, thinned by the flux limit) or one value per galaxy;
+        default the instrument's range ((0.02, 0.12) for ``"desi"``).
+    mag_limit : float, optional
+        Keep galaxies brighter than this true total r magnitude; default the instrument's (18 for
+        ``"desi"``); ``float("inf")`` for no flux limit.
     psf_fwhm : float or dict, optional
-        Moffat (β = 3.5) PSF FWHM in arcsec, one value or one per band. By default each galaxy gets
-        r-band seeing uniform in 1.1–1.4″, scaled to other bands as λ^-0.2 (Kolmogorov).
+        PSF FWHM in arcsec, one value or one per band. By default each galaxy gets r-band seeing
+        uniform in the instrument's range, scaled to other bands as λ^-0.2 (Kolmogorov).
+    psf_profile : {"moffat", "kolmogorov"}, optional
+        Default the instrument's.
     sky_sigma : float or dict, optional
-        Per-pixel Gaussian sky noise in output flux units; by default :data:`BANDS` values scaled
-        to ``pixel_scale`` and ``zeropoint``.
+        Per-pixel Gaussian sky noise in output flux units; default the instrument's, scaled to
+        ``pixel_scale`` and ``zeropoint``. Use a tiny value for effectively noise-free images.
+    poisson_gain : float, optional
+        Add source Poisson noise with this many electrons per flux unit.
+    arm_probability : float
+        Fraction of late types (bulge fraction < 0.5) with spiral arms (all late types get clumps).
+    companion_probability, star_probability : float
+        Fractions of cutouts with a close companion galaxy or a bright star.
+    size_evolution : float
+        γ of the disk size evolution ``(1 + z)^γ``.
+    n_jobs : int, optional
+        Rendering processes; default 1 below 500 galaxies, else all cores.
     progress : bool
         Show a progress bar.
 
     Returns
     -------
     Survey
-        Images ``(n, len(bands), size, size)`` with the truth catalog: ``redshift``, ``abs_mag_r``,
-        ``r_half_arcsec`` (circularised, r band, before PSF), ``sersic_n`` (bulge),
-        ``bulge_fraction`` (r band), ``ellipticity`` and ``axis_ratio`` (disk),
-        ``position_angle`` (degrees, counter-clockwise from the +x axis), ``mag_<band>`` (true
-        total AB magnitudes), ``psf_fwhm_<band>`` and the sub-pixel offsets ``x_offset``,
-        ``y_offset``.
+        Images ``(n, len(bands), size, size)`` and the truth catalog of
+        :func:`galwidgets.data.population.draw_population` plus ``mag_<band>`` (true total AB
+        magnitude of the galaxy, contaminants excluded), ``psf_fwhm_<band>`` and the sub-pixel
+        offsets ``x_offset``, ``y_offset``.
     """
     n = check_positive_int(n, "n")
     size = check_positive_int(size, "size")
-    if size < 16:
-        raise ValueError(f"size: expected at least 16 pixels, got {size}")
-    bands = as_bands(bands)
-    unknown = [b for b in bands if b not in BANDS]
+    inst = get_instrument(instrument)
+    bands = as_bands(bands if bands is not None else inst.bands)
+    unknown = [b for b in bands if b not in BAND_WAVELENGTHS]
     if unknown:
-        raise ValueError(f"bands: unknown band(s) {unknown}; known bands are {list(BANDS)}")
-    pixel_scale = check_positive(pixel_scale, "pixel_scale")
-    if len(redshift_range) != 2 or not 0 < redshift_range[0] < redshift_range[1]:
+        raise ValueError(f"bands: unknown band(s) {unknown}; known bands are {list(BAND_WAVELENGTHS)}")
+    pixel_scale = check_positive(pixel_scale if pixel_scale is not None else inst.pixel_scale, "pixel_scale")
+    zeropoint = float(inst.zeropoint if zeropoint is None else zeropoint)
+    psf_profile = psf_profile or inst.psf_profile
+    fixed_psf = _per_band(psf_fwhm, bands, "psf_fwhm")
+    widest = max(fixed_psf.values()) if fixed_psf else inst.seeing[1] * 1.3
+    if size < 16 or size * pixel_scale < 4 * widest:
         raise ValueError(
-            f"redshift_range: expected (z_min, z_max) with 0 < z_min < z_max, got {redshift_range!r}"
+            f"size: {size} px ({size * pixel_scale:.1f}″) is too small for a {widest:.2f}″ PSF; "
+            f"use at least {max(16, int(np.ceil(4 * widest / pixel_scale)))} px"
         )
-    psf_fwhm = _per_band(psf_fwhm, bands, "psf_fwhm")
-    sky_sigma = _per_band(sky_sigma, bands, "sky_sigma")
-    flux_unit = 10 ** (0.4 * (zeropoint - 22.5))  # output units per nanomaggy
-    if sky_sigma is None:
-        sky_sigma = {b: BANDS[b].sky_sigma * pixel_scale / 0.262 * flux_unit for b in bands}
+    sky = _sky(inst, bands, pixel_scale, zeropoint, sky_sigma)
+    redshift = inst.redshift if redshift is None else redshift
+    mag_limit = inst.mag_limit if mag_limit is None else mag_limit
+    mag_limit = None if np.isinf(mag_limit) else float(mag_limit)
+    if poisson_gain is not None:
+        check_positive(poisson_gain, "poisson_gain")
 
-    rng = np.random.default_rng(seed)
-    catalog = _draw_population(
-        rng, n, tuple(redshift_range), mag_limit, max_r_half=size * pixel_scale / 4
+    catalog = draw_population(
+        n, seed, redshift=redshift, mag_limit=mag_limit, max_r_half=size * pixel_scale / 4,
+        size_evolution=size_evolution,
+        arm_probability=_check_probability(arm_probability, "arm_probability"),
+        companion_probability=_check_probability(companion_probability, "companion_probability"),
+        star_probability=_check_probability(star_probability, "star_probability"),
+        max_separation=0.45 * size * pixel_scale,
     )
+    rng = np.random.default_rng([seed, 1])
     catalog["x_offset"] = rng.uniform(-0.5, 0.5, n)
     catalog["y_offset"] = rng.uniform(-0.5, 0.5, n)
-    seeing = rng.uniform(1.1, 1.4, n)
+    seeing = rng.uniform(*inst.seeing, n)
     for b in bands:
-        scale = (BANDS[b].wavelength / BANDS[_REFERENCE_BAND].wavelength) ** -0.2
-        catalog[f"psf_fwhm_{b}"] = seeing * scale if psf_fwhm is None else psf_fwhm[b]
-
-    images = np.empty((n, len(bands), size, size), dtype=np.float32)
-    for i, row in enumerate(
-        tqdm(catalog.itertuples(index=False), total=n, desc="simulating galaxies", disable=not progress)
-    ):
-        for c, b in enumerate(bands):
-            fwhm = getattr(row, f"psf_fwhm_{b}")
-            images[i, c] = _render(row, b, fwhm, size, pixel_scale) * flux_unit
-    noise = rng.normal(size=images.shape).astype(np.float32)
-    images += noise * np.array([sky_sigma[b] for b in bands], dtype=np.float32)[None, :, None, None]
-
+        kolmogorov = (BAND_WAVELENGTHS[b] / BAND_WAVELENGTHS["r"]) ** -0.2
+        catalog[f"psf_fwhm_{b}"] = seeing * kolmogorov if fixed_psf is None else fixed_psf[b]
+    rows = catalog.to_dict("records")
     for b in bands:
-        flux = np.array([sum(_component_fluxes(row, b)) for row in catalog.itertuples(index=False)])
-        catalog[f"mag_{b}"] = 22.5 - 2.5 * np.log10(flux)
-    catalog.insert(0, "id", np.arange(n))
+        catalog[f"mag_{b}"] = [zeropoint - 2.5 * np.log10(sum(galaxy_band_fluxes(r, b, zeropoint).values()))
+                               for r in rows]
+
+    images = render_catalog(
+        catalog, bands, size, pixel_scale, zeropoint, psf_profile=psf_profile,
+        sky_sigma=[sky[b] for b in bands], poisson_gain=poisson_gain,
+        n_jobs=default_jobs(n) if n_jobs is None else check_positive_int(n_jobs, "n_jobs"),
+        progress=progress,
+    )
     return Survey(
         images=images,
         catalog=catalog,
@@ -299,9 +192,13 @@ def simulate_survey(
         psf_fwhm={b: float(np.median(catalog[f"psf_fwhm_{b}"])) for b in bands},
         meta={
             "source": "galwidgets.data.simulate_survey",
+            "instrument": inst.name,
             "seed": seed,
-            "redshift_range": list(redshift_range),
+            "redshift": list(redshift) if isinstance(redshift, tuple) else "per-galaxy array",
             "mag_limit": mag_limit,
-            "sky_sigma": {b: float(sky_sigma[b]) for b in bands},
+            "psf_profile": psf_profile,
+            "sky_sigma": sky,
+            "poisson_gain": poisson_gain,
         },
     )
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from .._validation import as_bands, as_images, check_positive
 __all__ = ["Survey"]
 
 _FORMAT_VERSION = 1
+_HDF5_SUFFIXES = (".h5", ".hdf5")
 
 
 @dataclass(eq=False)
@@ -103,6 +105,17 @@ class Survey:
             raise ValueError(f"band: {band!r} is not one of this survey's bands {self.bands}")
         return self.bands.index(band)
 
+    def subset(self, selection: str | np.ndarray | Sequence[int]) -> Survey:
+        """Galaxies selected by a catalog query (``"redshift < 0.1 and mag_r < 17"``), a boolean
+        mask or indices."""
+        if isinstance(selection, str):
+            try:
+                index = self.catalog.query(selection).index.to_numpy()
+            except Exception as exc:
+                raise ValueError(f"selection: cannot evaluate {selection!r} on the catalog ({exc})") from exc
+            return self[index]
+        return self[np.asarray(selection)]
+
     def split(self, fraction: float = 0.5, seed: int = 0) -> tuple[Survey, Survey]:
         """Randomly split into two disjoint surveys, the first holding ``fraction`` of galaxies."""
         if not 0 < fraction < 1:
@@ -133,14 +146,19 @@ class Survey:
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, overwrite: bool = True) -> Path:
-        """Write the survey to one FITS file, atomically.
+        """Write the survey to one file, atomically: FITS by default, HDF5 for ``.h5``/``.hdf5``.
 
-        The primary HDU holds the image cube (FITS axis order W, H, C, N) with the bands, pixel
-        scale, zeropoint and PSF widths in its header; a ``CATALOG`` binary table holds the catalog.
+        In FITS the primary HDU holds the image cube (FITS axis order W, H, C, N) with the bands,
+        pixel scale, zeropoint and PSF widths in its header, and a ``CATALOG`` binary table holds
+        the catalog. HDF5 files follow the layout of :func:`galwidgets.data.load_hdf5`.
         """
         path = Path(path)
         if path.exists() and not overwrite:
             raise FileExistsError(f"path: {path} exists and overwrite=False")
+        if path.suffix.lower() in _HDF5_SUFFIXES:
+            from .loaders import save_hdf5
+
+            return save_hdf5(self, path)
         header = fits.Header()
         header["GWFORMAT"] = (_FORMAT_VERSION, "galwidgets Survey file version")
         header["BANDS"] = (",".join(self.bands), "band of each channel")
@@ -159,10 +177,14 @@ class Survey:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Survey:
-        """Read a survey written by :meth:`save`."""
+        """Read a survey written by :meth:`save` (FITS, or HDF5 for ``.h5``/``.hdf5``)."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"path: no Survey file at {path}")
+        if path.suffix.lower() in _HDF5_SUFFIXES:
+            from .loaders import load_hdf5
+
+            return load_hdf5(path)
         with fits.open(path, memmap=False) as hdul:
             header = hdul[0].header
             if "BANDS" not in header or hdul[0].data is None:

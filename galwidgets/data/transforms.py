@@ -7,12 +7,13 @@ flux), works on numpy arrays and torch tensors alike, and round-trips through a 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
+from .._validation import as_images
 from .noise import sky_noise
 
 __all__ = ["AsinhStretch", "ClipMinMax", "Normalizer", "normalizer_from_config"]
@@ -20,23 +21,29 @@ __all__ = ["AsinhStretch", "ClipMinMax", "Normalizer", "normalizer_from_config"]
 ArrayLike = Any  # numpy.ndarray or torch.Tensor
 
 
+def _is_tensor(x: Any) -> bool:
+    """A torch tensor, checked without importing torch (numpy users never pay for it)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
 def _per_channel(value: float | Sequence[float], like: ArrayLike) -> ArrayLike:
     """Broadcast a scalar or per-band sequence against (N, C, H, W) or (C, H, W) data."""
     arr = np.atleast_1d(np.asarray(value, dtype=np.float32))
     arr = arr.reshape(-1, 1, 1) if arr.size > 1 else arr.reshape(())
-    if isinstance(like, torch.Tensor):
-        return torch.as_tensor(arr, dtype=like.dtype, device=like.device)
+    if _is_tensor(like):
+        return sys.modules["torch"].as_tensor(arr, dtype=like.dtype, device=like.device)
     return arr
 
 
 def _lib(x: ArrayLike):
-    return torch if isinstance(x, torch.Tensor) else np
+    return sys.modules["torch"] if _is_tensor(x) else np
 
 
 def _like(result: ArrayLike, like: ArrayLike) -> ArrayLike:
     """Return ``result`` with the floating dtype of ``like`` (numpy scalars would upcast)."""
-    if isinstance(like, torch.Tensor):
-        return result.to(like.dtype if like.is_floating_point() else torch.float32)
+    if _is_tensor(like):
+        return result.to(like.dtype if like.is_floating_point() else sys.modules["torch"].float32)
     dtype = like.dtype if np.issubdtype(like.dtype, np.floating) else np.float32
     return np.asarray(result, dtype=dtype)
 
@@ -77,8 +84,30 @@ def _check_scale(value: float | Sequence[float], name: str) -> float | tuple[flo
     return float(values[0]) if np.ndim(value) == 0 else tuple(float(v) for v in values)
 
 
+def _two_means_boundary(values: np.ndarray, name: str) -> float:
+    """Midpoint of the two centroids of the optimal 1-D two-means split of ``values``.
+
+    The optimal split of sorted values ``v`` into ``v[:k]`` and ``v[k:]`` minimises the
+    within-cluster sum of squares ``Σv² - k μ₁² - (n - k) μ₂²``, evaluated for every ``k`` from
+    cumulative sums (Lloyd's k-means objective, exactly optimised in one dimension).
+    """
+    v = np.sort(np.asarray(values, dtype=np.float64)[np.isfinite(values)])
+    if v.size < 2:
+        raise ValueError(f"{name}: expected at least 2 galaxies with finite pixels to cluster, got {v.size}")
+    k = np.arange(1, v.size)
+    low_sum = np.cumsum(v)[:-1]
+    low_mean, high_mean = low_sum / k, (v.sum() - low_sum) / (v.size - k)
+    best = int(np.argmax(k * low_mean**2 + (v.size - k) * high_mean**2))  # = argmin of the SSE
+    clip = (low_mean[best] + high_mean[best]) / 2
+    if not clip > 0:
+        raise ValueError(
+            f"{name}: expected positive bright-pixel fluxes to set a clip level, got a boundary of {clip:g}"
+        )
+    return float(clip)
+
+
 class ClipMinMax(Normalizer):
-    """Clip flux to ``[0, clip]`` and map linearly to ``[-1, 1]`` (Smith et al. 2022, §2.2).
+    """Clip flux to ``[0, clip]`` and map linearly to ``[-1, 1]`` (Smith et al. 2022).
 
     Parameters
     ----------
@@ -94,6 +123,53 @@ class ClipMinMax(Normalizer):
 
     def __init__(self, clip: float | Sequence[float] = 5.5) -> None:
         self.clip = _check_scale(clip, "clip")
+
+    @classmethod
+    def fit(cls, images: ArrayLike, percentile: float = 99.9, per_band: bool = False) -> ClipMinMax:
+        """Choose the clip level ``A`` that separates the bulk of galaxies from bright outliers.
+
+        The procedure Smith et al. (2022) describe: take each galaxy's
+        ``percentile``-th percentile pixel flux, split these values into two clusters by k-means,
+        and set ``A`` to the boundary between the clusters, the midpoint of the two centroids.
+        Galaxies in the faint cluster are then barely clipped, while the few bright ones (often
+        with a foreground star or a saturated core) are clipped hard instead of compressing
+        everyone else's dynamic range.
+
+        Parameters
+        ----------
+        images : array (N, C, H, W), torch.Tensor or Survey
+            Flux images of the training set; NaN pixels are ignored.
+        percentile : float
+            Percentile of each galaxy's pixel fluxes, in (0, 100].
+        per_band : bool
+            One ``A`` for all bands (percentile over a galaxy's pixels in every band), or one per
+            band (percentile and clustering band by band), giving a tuple.
+
+        Returns
+        -------
+        ClipMinMax
+            With ``clip`` rounded to 4 significant digits, so configs stay readable.
+
+        Notes
+        -----
+        The k-means is the exact 1-D two-means: in one dimension the optimal two clusters are a
+        split of the sorted values, so every split is scored by its within-cluster sum of squares
+        and the best is kept. This is the global optimum of the k-means objective, deterministic
+        without a seed (``scipy.cluster.vq.kmeans2`` finds a local one from random starts).
+        Assumed: the percentile values form two groups in linear flux, a bulk and a tail of
+        outliers; if they are unimodal the split falls in the upper tail and ``A`` is high.
+        """
+        images = as_images(images, "images", allow_nan=True)
+        if isinstance(percentile, bool) or not 0 < percentile <= 100:
+            raise ValueError(f"percentile: expected a number in (0, 100], got {percentile!r}")
+        if per_band:
+            flat = images.reshape(*images.shape[:2], -1)  # (N, C, pixels)
+            peaks = np.nanpercentile(flat, percentile, axis=-1).T  # (C, N)
+        else:
+            peaks = np.nanpercentile(images.reshape(len(images), -1), percentile, axis=-1)[None]
+        clips = [_two_means_boundary(values, "images") for values in peaks]
+        clips = [float(f"{a:.4g}") for a in clips]
+        return cls(clip=tuple(clips) if per_band else clips[0])
 
     def forward(self, images: ArrayLike) -> ArrayLike:
         a = _per_channel(self.clip, images)

@@ -41,7 +41,7 @@ def model_output(
 ) -> torch.Tensor:
     """The network's raw prediction (ε or v), with classifier-free guidance when ``guidance != 1``.
 
-    ``out = out(x, ∅) + w (out(x, c) - out(x, ∅))`` (Ho & Salimans 2022, eq. 6 with ``w = 1 +
+    ``out = out(x, ∅) + w (out(x, c) - out(x, ∅))`` (Ho & Salimans 2022, with ``w = 1 +
     guidance weight``): ``guidance=1`` is the plain conditional model, ``0`` the unconditional one.
     """
     t = t.reshape(-1).expand(len(x)) if t.numel() == 1 else t

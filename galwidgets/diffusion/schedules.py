@@ -119,7 +119,7 @@ class NoiseSchedule:
         return (x_t - a.sqrt() * x0) / (1 - a).sqrt()
 
     def v_target(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """Velocity ``v = √ᾱ_t ε - √(1 - ᾱ_t) x_0`` (Salimans & Ho 2022, §4)."""
+        """Velocity ``v = √ᾱ_t ε - √(1 - ᾱ_t) x_0`` (Salimans & Ho 2022)."""
         a = _gather(self.alphas_cumprod, t, x0)
         return a.sqrt() * eps - (1 - a).sqrt() * x0
 
@@ -129,7 +129,7 @@ class NoiseSchedule:
         """``(x_0, ε)`` from a velocity: ``x_0 = √ᾱ x_t - √(1-ᾱ) v``, ``ε = √(1-ᾱ) x_t + √ᾱ v``.
 
         Unlike ``x_0`` from ε, neither divides by a vanishing ``√ᾱ_t``: both stay well defined at
-        the lowest signal-to-noise ratios (Salimans & Ho 2022, eqs. 9-10).
+        the lowest signal-to-noise ratios (Salimans & Ho 2022).
         """
         a = _gather(self.alphas_cumprod, t, x_t)
         return a.sqrt() * x_t - (1 - a).sqrt() * v, (1 - a).sqrt() * x_t + a.sqrt() * v

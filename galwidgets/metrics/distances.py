@@ -1,6 +1,6 @@
 """Distances between populations of galaxies: the Synthetic Galaxy Distance and Cohen's d.
 
-The Synthetic Galaxy Distance (SGD) of Smith et al. (2022, §4.1) compares generated and real
+The Synthetic Galaxy Distance (SGD) of Smith et al. (2022) compares generated and real
 galaxies through physically meaningful summaries rather than pixels: the Wasserstein-1 distance
 between the distributions of aperture magnitude in each band, of each colour and of the half-light
 radius; their sum is the total. Identical populations have SGD 0.
@@ -39,7 +39,7 @@ def sgd_columns(table: pd.DataFrame) -> dict[str, str]:
 
 
 def synthetic_galaxy_distance(a: Any, b: Any, **photometry_kwargs: Any) -> dict[str, float]:
-    """Synthetic Galaxy Distance between two galaxy populations (Smith et al. 2022, §4.1).
+    """Synthetic Galaxy Distance between two galaxy populations (Smith et al. 2022).
 
     Parameters
     ----------
@@ -90,7 +90,7 @@ def cohens_d(u: Any, v: Any) -> float:
     """Cohen's d: difference of means in units of the pooled standard deviation.
 
     ``d = (mean(u) - mean(v)) / s``, ``s² = ((n_u - 1) s_u² + (n_v - 1) s_v²) / (n_u + n_v - 2)``
-    (Cohen 1988, eq. 2.5.2). NaN values are dropped; with fewer than two finite values on a side
+    (Cohen 1988). NaN values are dropped; with fewer than two finite values on a side
     the result is NaN (like an SGD term). |d| < 0.2 is conventionally "small".
     """
     u = np.asarray(u, dtype=float).ravel()

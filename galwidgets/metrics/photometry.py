@@ -53,7 +53,7 @@ def aperture_weights(
 def background(images: np.ndarray, corner_size: int | None = None) -> np.ndarray:
     """Sky level per image and band: median of the four ``corner_size`` square corners.
 
-    This is the background estimate of Smith et al. (2022, §4.1), who use 20 px corners; the
+    This is the background estimate of Smith et al. (2022), who use 20 px corners; the
     default is 20 px or a quarter of the cutout side, whichever is smaller. Returns ``(N, C)``.
     """
     h, w = images.shape[-2:]

@@ -24,7 +24,7 @@ __all__ = ["UNet", "timestep_embedding"]
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal embedding of (possibly fractional) timesteps, Vaswani et al. (2017) eq. 5.
+    """Sinusoidal embedding of (possibly fractional) timesteps, Vaswani et al. (2017).
 
     Parameters
     ----------

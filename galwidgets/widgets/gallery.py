@@ -47,6 +47,7 @@ class GalleryState(T.HasTraits):
     real = T.Any(help="reference flux images (N, C, H, W)")
     generated = T.Any(help="generated flux images (N, C, H, W)")
     bands = T.Tuple(help="band names, bluest first")
+    zeropoint = T.Float(22.5, help="AB zeropoint of the flux unit")
     stretch = T.Enum(STRETCHES, default_value="lupton", help="display stretch")
     Q = T.Float(8.0, help="Lupton softening")
     stretch_value = T.Float(50.0, help="Lupton linear range, in band-scale units")
@@ -72,7 +73,7 @@ class GalleryState(T.HasTraits):
             raise ValueError(f"which: expected 'real' or 'generated', got {which!r}")
         images = getattr(self, which)[: self.n_show]
         return rgb_composite(images, self.bands, stretch=self.stretch, Q=self.Q,
-                             stretch_value=self.stretch_value)
+                             stretch_value=self.stretch_value, zeropoint=self.zeropoint)
 
     def panel_png(self, which: str) -> bytes:
         """The panel of ``which`` as PNG bytes (what the view displays)."""
@@ -99,7 +100,7 @@ class GalleryView(W.VBox):
         ])
         controls = W.HBox([self.stretch, self.Q, self.stretch_value, self.n_show])
         super().__init__([controls, panels], **kwargs)
-        state.observe(self._redraw, names=["real", "generated", "bands", "stretch", "Q",
+        state.observe(self._redraw, names=["real", "generated", "bands", "zeropoint", "stretch", "Q",
                                            "stretch_value", "n_show", "ncols", "zoom"])
         self._redraw()
 
@@ -134,6 +135,7 @@ class Gallery:
         generated_images = as_images(generated, "generated", allow_nan=True,
                                      channels=real_images.shape[1])
         bands = as_bands(bands or ("g", "r", "z")[: real_images.shape[1]], real_images.shape[1])
+        settings.setdefault("zeropoint", getattr(real, "zeropoint", 22.5))
         self.state = GalleryState(real=real_images, generated=generated_images, bands=bands, **settings)
         self.view = GalleryView(self.state)
 

@@ -1,0 +1,245 @@
+"""The galaxy population of the mock survey: physical properties drawn per galaxy, with the truth.
+
+Ingredients, each simple but physical:
+
+- redshifts uniform in comoving volume (Planck18) within a range, or given per galaxy;
+- absolute r magnitudes from a Schechter luminosity function (M* = -21.2, α = -1.2, close to
+  Blanton et al. 2003), truncated by the survey's flux limit at each redshift;
+- a size-luminosity relation for the half-light radius with 0.15 dex scatter and size evolution
+  ∝ (1 + z)^γ, the same at fixed luminosity for every bulge fraction, projected to arcsec with the
+  angular diameter distance, so surface brightness dims as (1 + z)^-4 (the apparent magnitude
+  uses the luminosity distance);
+- a Sérsic bulge whose index grows with the bulge fraction, an exponential disk seen at a random
+  inclination (intrinsic thickness 0.2), power-law spectra f_ν ∝ λ^β with the bulge redder than
+  the disk and both reddening with redshift;
+- for late types (bulge fraction < 0.5): logarithmic spiral arms and star-forming clumps carrying
+  a bluer spectrum, so UV light traces star formation and IR light the bulge;
+- optionally, close companion galaxies and bright stars, the contaminants of real cutouts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from astropy.cosmology import Planck18
+from scipy.optimize import brentq
+from scipy.special import gammainc, gammaincinv
+
+__all__ = ["draw_population", "half_light_radius"]
+
+_MSTAR, _ALPHA = -21.2, -1.2
+_M_BRIGHT, _M_FAINT = -24.0, -16.0
+_DISK_Q0 = 0.2
+
+
+def half_light_radius(
+    bulge_fraction: float, bulge_radius: float, sersic_n: float, disk_radius: float
+) -> float:
+    """Half-light radius of a circular Sérsic bulge plus exponential disk.
+
+    Solves ``B/T P(2n, b_n (r/r_b)^(1/n)) + (1 - B/T) P(2, b_1 r/r_d) = 1/2`` where ``P`` is the
+    regularised lower incomplete gamma function and ``b_n`` satisfies ``P(2n, b_n) = 1/2``
+    (Graham & Driver 2005). Radii are in any common unit; for sheared profiles with equal
+    area-preserving shears this is the circularised radius ``sqrt(a b)``.
+    """
+    b_n = gammaincinv(2 * sersic_n, 0.5)
+    b_1 = gammaincinv(2.0, 0.5)
+
+    def enclosed(r: float) -> float:
+        bulge = gammainc(2 * sersic_n, b_n * (r / bulge_radius) ** (1 / sersic_n))
+        disk = gammainc(2.0, b_1 * r / disk_radius)
+        return bulge_fraction * bulge + (1 - bulge_fraction) * disk - 0.5
+
+    hi = 10 * max(bulge_radius, disk_radius)
+    return float(brentq(enclosed, 1e-6 * hi, hi, xtol=1e-10))
+
+
+def _schechter_cdf() -> tuple[np.ndarray, np.ndarray]:
+    grid = np.linspace(_M_BRIGHT, _M_FAINT, 2048)
+    x = 10 ** (0.4 * (_MSTAR - grid))
+    cdf = np.cumsum(x ** (_ALPHA + 1) * np.exp(-x))
+    return grid, (cdf - cdf[0]) / (cdf[-1] - cdf[0])
+
+
+def _absolute_magnitudes(rng: np.random.Generator, m_max: np.ndarray) -> np.ndarray:
+    """Schechter-distributed absolute magnitudes brighter than ``m_max`` (per galaxy)."""
+    grid, cdf = _schechter_cdf()
+    top = np.interp(np.clip(m_max, _M_BRIGHT, _M_FAINT), grid, cdf)
+    return np.interp(rng.uniform(size=len(m_max)) * top, cdf, grid)
+
+
+def _volume_redshifts(rng: np.random.Generator, n: int, z_range: tuple[float, float]) -> np.ndarray:
+    grid = np.linspace(z_range[0], z_range[1], 1024)
+    volume = Planck18.comoving_volume(grid).value
+    cdf = (volume - volume[0]) / (volume[-1] - volume[0])
+    return np.interp(rng.uniform(size=n), cdf, grid)
+
+
+def _galaxies(rng: np.random.Generator, z: np.ndarray, m_limit: float | None,
+              size_evolution: float, arm_probability: float) -> pd.DataFrame:
+    """Physical properties of galaxies at redshifts ``z`` (all drawn, none selected yet)."""
+    m = len(z)
+    distmod = Planck18.distmod(z).value
+    m_max = np.full(m, _M_FAINT) if m_limit is None else m_limit - distmod
+    abs_mag = _absolute_magnitudes(rng, m_max)
+    kpc_per_arcsec = 1 / Planck18.arcsec_per_kpc_proper(z).value
+    r_half_kpc = 10 ** (0.45 - 0.18 * (abs_mag + 21) + rng.normal(0, 0.15, m)) * (1 + z) ** size_evolution
+    bulge_fraction = rng.beta(1.0, 2.0, m)
+    sersic_n = np.round(np.clip(rng.normal(1.8 + 2.6 * bulge_fraction, 0.4), 1.0, 5.5), 1)
+    bulge_to_disk_radius = rng.uniform(0.2, 0.5, m)
+    # scale bulge and disk together so that the composite has the drawn half-light radius
+    unit = np.array([half_light_radius(bt, rho, n, 1.0)
+                     for bt, rho, n in zip(bulge_fraction, bulge_to_disk_radius, sersic_n)])
+    r_disk_kpc = r_half_kpc / unit
+    r_bulge_kpc = r_disk_kpc * bulge_to_disk_radius
+    cos_i = rng.uniform(0, 1, m)
+    q_disk = np.sqrt((1 - _DISK_Q0**2) * cos_i**2 + _DISK_Q0**2)
+    late = bulge_fraction < 0.5
+    has_arms = late & (rng.uniform(size=m) < arm_probability)
+    n_clumps = np.where(late, rng.poisson(6, m), 0)
+    return pd.DataFrame({
+        "redshift": z,
+        "abs_mag_r": abs_mag,
+        "mag_r_true": abs_mag + distmod,
+        "r_half_kpc": r_half_kpc,
+        "r_disk_kpc": r_disk_kpc,
+        "r_bulge_kpc": r_bulge_kpc,
+        "r_half_arcsec": r_half_kpc / kpc_per_arcsec,
+        "r_disk_arcsec": r_disk_kpc / kpc_per_arcsec,
+        "r_bulge_arcsec": r_bulge_kpc / kpc_per_arcsec,
+        "sersic_n": sersic_n,
+        "bulge_fraction": bulge_fraction,
+        "axis_ratio": q_disk,
+        "ellipticity": (1 - q_disk) / (1 + q_disk),
+        "bulge_axis_ratio": rng.uniform(0.65, 1.0, m),
+        "position_angle": rng.uniform(0, 180, m),
+        "has_arms": has_arms,
+        "n_arms": np.where(has_arms, np.where(rng.uniform(size=m) < 0.8, 2, 3), 0),
+        "pitch_angle": np.where(has_arms, rng.uniform(12, 30, m), np.nan),
+        "arm_fraction": np.where(has_arms, rng.uniform(0.1, 0.25, m), 0.0),
+        "n_clumps": n_clumps,
+        "clump_fraction": np.where(n_clumps > 0, rng.uniform(0.02, 0.08, m), 0.0),
+        "sed_slope_bulge": 2.2 + 2.5 * z + rng.normal(0, 0.15, m),
+        "sed_slope_disk": 0.9 + 1.5 * z + rng.normal(0, 0.25, m),
+        "sed_slope_sf": -0.8 + 1.0 * z + rng.normal(0, 0.2, m),
+    })
+
+
+def _contaminants(rng: np.random.Generator, table: pd.DataFrame, companion_probability: float,
+                  star_probability: float, max_separation: float) -> pd.DataFrame:
+    m = len(table)
+    comp = rng.uniform(size=m) < companion_probability
+    dmag = rng.uniform(0.5, 3.0, m)
+    sep = rng.uniform(min(2.5, 0.5 * max_separation), max_separation, m)
+    angle = rng.uniform(0, 2 * np.pi, m)
+    table["has_companion"] = comp
+    table["companion_mag_r"] = np.where(comp, table.mag_r_true + dmag, np.nan)
+    table["companion_r_half_arcsec"] = np.where(comp, table.r_half_arcsec * 10 ** (-0.2 * dmag), np.nan)
+    table["companion_sersic_n"] = np.where(comp, np.round(rng.uniform(1, 4, m), 1), np.nan)
+    table["companion_axis_ratio"] = np.where(comp, rng.uniform(0.3, 1.0, m), np.nan)
+    table["companion_position_angle"] = np.where(comp, rng.uniform(0, 180, m), np.nan)
+    table["companion_x_arcsec"] = np.where(comp, sep * np.cos(angle), np.nan)
+    table["companion_y_arcsec"] = np.where(comp, sep * np.sin(angle), np.nan)
+    table["companion_sed_slope"] = np.where(comp, rng.uniform(0.8, 2.6, m), np.nan)
+    star = rng.uniform(size=m) < star_probability
+    star_sep = rng.uniform(min(2.0, 0.5 * max_separation), max_separation, m)
+    star_angle = rng.uniform(0, 2 * np.pi, m)
+    table["has_star"] = star
+    table["star_mag_r"] = np.where(star, rng.uniform(14.0, 20.0, m), np.nan)
+    table["star_x_arcsec"] = np.where(star, star_sep * np.cos(star_angle), np.nan)
+    table["star_y_arcsec"] = np.where(star, star_sep * np.sin(star_angle), np.nan)
+    table["star_sed_slope"] = np.where(star, rng.uniform(-0.5, 3.0, m), np.nan)
+    return table
+
+
+def draw_population(
+    n: int,
+    seed: int = 0,
+    *,
+    redshift: tuple[float, float] | Sequence[float] | np.ndarray = (0.02, 0.12),
+    mag_limit: float | None = 18.0,
+    max_r_half: float | None = None,
+    size_evolution: float = -0.75,
+    arm_probability: float = 0.7,
+    companion_probability: float = 0.0,
+    star_probability: float = 0.0,
+    max_separation: float = 6.0,
+) -> pd.DataFrame:
+    """Draw the truth catalog of ``n`` galaxies.
+
+    Parameters
+    ----------
+    n : int
+        Number of galaxies.
+    seed : int
+        Seed of every draw (the same seed gives the same catalog).
+    redshift : (z_min, z_max) or array of n redshifts
+        A range (uniform in comoving volume, then thinned by the flux limit: the redshift
+        distribution of a flux-limited survey) or one redshift per galaxy.
+    mag_limit : float or None
+        Keep galaxies with true total r magnitude brighter than this; None for no flux limit.
+    max_r_half : float, optional
+        Keep galaxies with ``r_half_arcsec`` below this (they fit the cutout).
+    size_evolution : float
+        γ of the disk size evolution ``(1 + z)^γ`` at fixed luminosity.
+    arm_probability : float
+        Fraction of late types (bulge fraction < 0.5) with spiral arms.
+    companion_probability, star_probability : float
+        Fractions of cutouts with a close companion galaxy or a bright star.
+    max_separation : float
+        Largest offset of companions and stars from the centre, arcsec.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per galaxy: redshift, abs_mag_r, mag_r_true, sizes in kpc and arcsec
+        (``r_half_arcsec`` is the circularised half-light radius of bulge + disk), sersic_n,
+        bulge_fraction, axis_ratio, ellipticity, position_angle, arm and clump parameters, SED
+        slopes, contaminants and ``render_seed`` (the seed of everything drawn at render time).
+    """
+    rng = np.random.default_rng(seed)
+    given = not (isinstance(redshift, tuple) and len(redshift) == 2)
+    if given:
+        z_all = np.asarray(redshift, dtype=float).ravel()
+        if len(z_all) != n or not np.all(np.isfinite(z_all)) or np.any(z_all <= 0):
+            raise ValueError(f"redshift: expected a (z_min, z_max) tuple or {n} positive redshifts, "
+                             f"got {len(z_all)} values")
+        if mag_limit is not None and np.any(mag_limit - Planck18.distmod(z_all).value < _M_BRIGHT):
+            raise ValueError(f"redshift: some redshifts are too far for any galaxy to be brighter "
+                             f"than mag_limit={mag_limit}; raise mag_limit or pass mag_limit=None")
+    elif not 0 < redshift[0] < redshift[1]:
+        raise ValueError(f"redshift: expected (z_min, z_max) with 0 < z_min < z_max, got {redshift!r}")
+
+    table = pd.DataFrame()
+    pending = np.arange(n)  # rows still to fill (array mode) / how many are missing (range mode)
+    for _ in range(200):
+        m = len(pending) if given else max(4 * (n - len(table)), 64)
+        z = z_all[pending] if given else _volume_redshifts(rng, m, redshift)
+        draw = _galaxies(rng, z, mag_limit, size_evolution, arm_probability)
+        keep = np.ones(m, dtype=bool)
+        if mag_limit is not None:
+            keep &= draw.mag_r_true.to_numpy() < mag_limit
+        if max_r_half is not None:
+            keep &= draw.r_half_arcsec.to_numpy() < max_r_half
+        if given:
+            draw.index = pending
+            table = pd.concat([table, draw[keep]])
+            pending = pending[~keep]
+            done = len(pending) == 0
+        else:
+            table = pd.concat([table, draw[keep]], ignore_index=True)
+            done = len(table) >= n
+        if done:
+            break
+    else:
+        raise ValueError(
+            f"mag_limit: could not draw {n} galaxies brighter than mag_limit={mag_limit} that fit "
+            f"max_r_half={max_r_half} arcsec; relax one of them"
+        )
+    table = table.sort_index().iloc[:n].reset_index(drop=True)
+    table = _contaminants(rng, table, companion_probability, star_probability, max_separation)
+    table["render_seed"] = rng.integers(0, 2**31 - 1, n)
+    table.insert(0, "id", np.arange(n))
+    return table
