@@ -15,19 +15,22 @@ import time
 import galsim
 
 import galwidgets as gw
+from galwidgets.data.render import GSPARAMS
 
 
 def bare_galsim(catalog, bands=("g", "r", "z")) -> None:
     for row in catalog.itertuples(index=False):
         angle = row.position_angle * galsim.degrees
         galaxy = galsim.Add([
-            galsim.Sersic(n=row.sersic_n, half_light_radius=row.r_bulge_arcsec, flux=row.bulge_fraction)
+            galsim.Sersic(n=row.sersic_n, half_light_radius=row.r_bulge_arcsec, flux=row.bulge_fraction,
+                         gsparams=GSPARAMS)
             .shear(q=row.bulge_axis_ratio, beta=angle),
-            galsim.Exponential(half_light_radius=row.r_disk_arcsec, flux=1 - row.bulge_fraction)
+            galsim.Exponential(half_light_radius=row.r_disk_arcsec, flux=1 - row.bulge_fraction,
+                               gsparams=GSPARAMS)
             .shear(q=row.axis_ratio, beta=angle),
         ])
         for band in bands:
-            psf = galsim.Moffat(beta=3.5, fwhm=getattr(row, f"psf_fwhm_{band}"))
+            psf = galsim.Moffat(beta=3.5, fwhm=getattr(row, f"psf_fwhm_{band}"), gsparams=GSPARAMS)
             galsim.Convolve(galaxy, psf).drawImage(nx=64, ny=64, scale=0.262)
 
 

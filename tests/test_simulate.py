@@ -1,5 +1,6 @@
 """The mock survey: determinism, units, physics against the truth catalog, presets, bad input."""
 
+import galsim
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,7 +8,7 @@ from scipy.stats import spearmanr
 
 import galwidgets as gw
 from galwidgets.data.population import draw_population, half_light_radius
-from galwidgets.data.render import galaxy_band_fluxes, render_catalog
+from galwidgets.data.render import draw_stamp, galaxy_band_fluxes, render_catalog
 
 
 def test_same_seed_same_survey_and_other_seed_differs():
@@ -85,6 +86,28 @@ def test_half_light_radius_limits():
     assert half_light_radius(0.0, 1.0, 4.0, 2.5) == pytest.approx(2.5, rel=1e-6)
     assert half_light_radius(1.0, 1.7, 4.0, 3.0) == pytest.approx(1.7, rel=1e-6)
     assert 1.0 < half_light_radius(0.5, 1.0, 4.0, 3.0) < 3.0
+
+
+def test_half_light_radius_matches_galsim_and_broadcasts():
+    composite = galsim.Add([galsim.Sersic(4, half_light_radius=0.3, flux=0.4),
+                            galsim.Exponential(half_light_radius=1.0, flux=0.6)])
+    assert half_light_radius(0.4, 0.3, 4.0, 1.0) == pytest.approx(
+        composite.calculateHLR(scale=0.001, size=8000), rel=1e-4)
+    radii = half_light_radius(np.array([0.0, 0.4, 1.0]), 0.3, 4.0, 1.0)
+    assert radii.shape == (3,) and radii[0] == pytest.approx(1.0) and radii[2] == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("size, offset", [(64, (0.0, 0.0)), (64, (1.3, -0.7)), (33, (0.2, 0.4))])
+def test_draw_stamp_matches_galsim_draw_image(size, offset):
+    galaxy = galsim.Add([
+        galsim.Sersic(4, half_light_radius=0.8, flux=3).shear(q=0.6, beta=0.3 * galsim.radians),
+        galsim.Exponential(half_light_radius=4.0, flux=5).shear(q=0.3, beta=1.0 * galsim.radians),
+    ])
+    scene = galsim.Convolve(galaxy, galsim.Moffat(3.5, fwhm=1.2))
+    reference = scene.drawImage(nx=size, ny=size, scale=0.262, offset=offset).array
+    ours = draw_stamp(scene, size, 0.262, offset)
+    # a smaller FFT box than GalSim's, with only light beyond the folding radius able to fold in
+    assert np.abs(ours - reference).max() < 1e-4 * reference.max()
 
 
 def test_angular_size_falls_with_redshift():
