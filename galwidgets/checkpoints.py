@@ -207,11 +207,27 @@ def save_checkpoint(
     return Path(path)
 
 
+def _refuse_pickle(path: Path) -> None:
+    """Raise if ``path`` is a pickle or ``torch.save`` archive: unpickling can run any code."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if head[8:9] == b"{":  # safetensors: 8-byte header length, then the JSON header
+        return
+    if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":  # pickle protocol >= 2, torch.save zip
+        raise ValueError(
+            f"path: {path} is a pickle / torch.save file, which galwidgets refuses to load: "
+            "unpickling can run arbitrary code. galwidgets checkpoints are safetensors files; if "
+            "you trust this file, read its weights with torch.load(path, weights_only=True) and "
+            "write a checkpoint with galwidgets.checkpoints.save_checkpoint"
+        )
+
+
 def read_checkpoint_tensors(path: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
     """Return ``(config, tensors)`` from a checkpoint file without building anything."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path: no checkpoint file at {path}")
+    _refuse_pickle(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}

@@ -6,10 +6,16 @@ warm-up, gradient clipping, an exponential moving average (EMA) of the weights f
 flips and 90° rotations (galaxies have no preferred orientation) and condition dropout for
 classifier-free guidance. Checkpoints hold the model, EMA, optimizer and every random-generator
 state, so ``resume=True`` continues an interrupted run and reproduces the uninterrupted one on CPU.
+
+Launched by ``torchrun`` (or inside an initialised ``torch.distributed`` process group), :func:`train`
+is data parallel: every rank draws the same global batch and trains on its own slice of it through
+:class:`~torch.nn.parallel.DistributedDataParallel`, so the run matches a single process with the
+same global ``batch_size`` up to float rounding.
 """
 
 from __future__ import annotations
 
+import atexit
 import copy
 import os
 import time
@@ -21,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
@@ -73,7 +80,7 @@ def _conditions(cond: Any, survey: Survey, cond_dim: int) -> torch.Tensor | None
         )
     if not np.isfinite(values).all():
         raise ValueError("cond: expected finite condition values")
-    return torch.from_numpy(values)
+    return torch.from_numpy(np.array(values, dtype=np.float32))
 
 
 def _random_dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -88,6 +95,90 @@ def _random_dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tenso
         mask = (k == r).to(x.device)
         out[mask] = torch.rot90(x[mask], r, dims=(-2, -1))
     return out
+
+
+def _destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _setup_distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """This process's ``(rank, world_size, device)``; joins or starts a process group when launched so.
+
+    An initialised default process group is used as it is. Otherwise, when torchrun's environment
+    (``WORLD_SIZE`` > 1, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``, ...) is set, one is initialised
+    with the ``nccl`` backend on CUDA and ``gloo`` on CPU, and destroyed at exit. On CUDA each rank
+    trains on ``cuda:LOCAL_RANK`` unless ``device`` names a GPU. A lone process is rank 0 of 1.
+    """
+    if not dist.is_available():
+        return 0, 1, device
+    if not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1, device
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        atexit.register(_destroy_process_group)
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def _data_parallel(model: torch.nn.Module, device: torch.device, world_size: int) -> torch.nn.Module:
+    """``model`` wrapped in DistributedDataParallel (which starts every rank from rank 0's weights)."""
+    if world_size == 1:
+        return model
+    device_ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+
+def _barrier(world_size: int) -> None:
+    if world_size > 1:
+        dist.barrier()
+
+
+def _mean_over_ranks(value: torch.Tensor, world_size: int) -> float:
+    """The mean of a scalar over all ranks (the global-batch loss when each rank has an equal slice)."""
+    if world_size == 1:
+        return value.item()
+    total = value.detach().float().clone()
+    dist.all_reduce(total)
+    return total.item() / world_size
+
+
+def _check_same_start(start: int, world_size: int, device: torch.device) -> None:
+    """Refuse to train when the ranks resumed from different checkpoints (e.g. unshared directories)."""
+    if world_size == 1:
+        return
+    bounds = torch.tensor([start, -start], device=device)
+    dist.all_reduce(bounds, op=dist.ReduceOp.MAX)
+    if bounds[0] != -bounds[1]:
+        raise ValueError(
+            f"checkpoint_dir: ranks resumed from steps {-int(bounds[1])} to {int(bounds[0])}; it must be "
+            "a directory shared by all ranks"
+        )
+
+
+def _draw_batch(
+    x_all: torch.Tensor,
+    conditions: torch.Tensor | None,
+    T: int,
+    batch_size: int,
+    generator: torch.Generator,
+    augment: bool,
+    cond_drop: float,
+) -> tuple[torch.Tensor | None, ...]:
+    """A global batch ``(x0, t, noise, drop, cond)`` on the CPU: random indices, flips and rotations,
+    timesteps, noise and condition dropout, drawn from ``generator`` in this fixed order."""
+    idx = torch.randint(len(x_all), (batch_size,), generator=generator)
+    x0 = x_all[idx]
+    if augment:
+        x0 = _random_dihedral(x0, generator)
+    t = torch.randint(T, (batch_size,), generator=generator)
+    noise = torch.randn(x0.shape, generator=generator)
+    drop = torch.rand(batch_size, generator=generator) < cond_drop
+    c = None if conditions is None else conditions[idx]
+    return x0, t, noise, drop, c
 
 
 @torch.no_grad()
@@ -155,7 +246,16 @@ def train(
     channels_last: bool = True,
     progress: bool = True,
 ) -> Checkpoint:
-    """Train an ε-prediction model on flux images.
+    """Train an ε-prediction model on flux images, on one device or data parallel across processes.
+
+    Run a script calling :func:`train` under ``torchrun --nproc_per_node N script.py`` to train on N
+    processes (GPUs with the ``nccl`` backend, CPU processes with ``gloo``). Every rank draws the
+    same global batch from the seeded generator and trains on its contiguous slice, with gradients
+    averaged by :class:`~torch.nn.parallel.DistributedDataParallel`; the weights stay identical on
+    every rank and match a single-process run with the same ``batch_size`` up to float rounding.
+    Only rank 0 writes checkpoints, the log and sample grids; all ranks resume from the newest
+    checkpoint, so ``checkpoint_dir`` must be shared by them. Dropout masks come from the global
+    torch generator, seeded alike on every rank.
 
     Parameters
     ----------
@@ -168,7 +268,8 @@ def train(
     steps : int
         Total optimisation steps (including any already done when resuming).
     batch_size : int
-        Galaxies per step.
+        Galaxies per step: the global batch, split evenly across the ranks of a distributed run
+        (so it must be divisible by their number).
     lr, weight_decay, warmup_steps, grad_clip
         AdamW learning rate and weight decay, linear warm-up length, gradient-norm clip.
     ema_decay : float
@@ -198,12 +299,13 @@ def train(
     channels_last : bool
         Use the channels-last memory format (faster convolutions on CPU and GPU).
     progress : bool
-        Show a progress bar with the loss.
+        Show a progress bar with the loss (on rank 0).
 
     Returns
     -------
     Checkpoint
-        The EMA model with schedule, normalizer, config and the loss ``history``.
+        The EMA model with schedule, normalizer, config and the loss ``history`` (the mean over
+        ranks); the same on every rank.
     """
     if not isinstance(model, torch.nn.Module) or not hasattr(model, "config"):
         raise TypeError(f"model: expected a galwidgets model (e.g. UNet), got {type(model).__name__}")
@@ -220,7 +322,12 @@ def train(
         )
     if not 0 <= cond_drop < 1:
         raise ValueError(f"cond_drop: expected a probability in [0, 1), got {cond_drop!r}")
-    device = resolve_device(device)
+    rank, world_size, device = _setup_distributed(resolve_device(device))
+    if batch_size % world_size:
+        raise ValueError(
+            f"batch_size: the global batch of {batch_size} must be divisible by the {world_size} ranks"
+        )
+    lo, hi = rank * batch_size // world_size, (rank + 1) * batch_size // world_size
     use_bf16 = bf16_is_fast(device) if autocast == "auto" else bool(autocast)
     normalizer = normalizer or AsinhStretch.fit(survey.images)
     conditions = _conditions(cond, survey, model.config.get("cond_dim", 0))
@@ -235,6 +342,7 @@ def train(
     x_all = torch.from_numpy(np.ascontiguousarray(normalizer.forward(survey.images)))
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(device=device, memory_format=memory_format).train()
+    net = _data_parallel(model, device, world_size)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
@@ -245,8 +353,11 @@ def train(
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt_dir is not None and resume and (last := latest_checkpoint(ckpt_dir)) is not None:
         start, history = _restore(last, model, ema, optimizer, generator, ckpt_dir)
+    _check_same_start(start, world_size, device)
 
     def checkpoint(step: int) -> None:
+        if rank != 0:
+            return
         config = _config(model, schedule, normalizer, survey, cond, settings, step)
         rng = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
         if device.type == "cuda":
@@ -258,24 +369,18 @@ def train(
         for old in sorted(ckpt_dir.glob(_CKPT_GLOB))[:-keep_last]:
             old.unlink()
 
-    bar = tqdm(range(start + 1, steps + 1), desc="training", disable=not progress,
+    bar = tqdm(range(start + 1, steps + 1), desc="training", disable=not progress or rank != 0,
                initial=start, total=steps)
     ctx = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
     t0 = time.perf_counter()
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = lr * min(1.0, step / max(1, warmup_steps))
-        idx = torch.randint(len(x_all), (batch_size,), generator=generator)
-        x0 = x_all[idx].to(device)
-        if augment:
-            x0 = _random_dihedral(x0, generator)
-        t = torch.randint(schedule.T, (batch_size,), generator=generator).to(device)
-        noise = torch.randn(x0.shape, generator=generator).to(device)
-        drop = (torch.rand(batch_size, generator=generator) < cond_drop).to(device)
-        c = None if conditions is None else conditions[idx].to(device)
+        batch = _draw_batch(x_all, conditions, schedule.T, batch_size, generator, augment, cond_drop)
+        x0, t, noise, drop, c = (None if v is None else v[lo:hi].to(device) for v in batch)
         x_t = schedule.q_sample(x0, t, noise).contiguous(memory_format=memory_format)
         with ctx:
-            pred = model(x_t, t, c, drop if c is not None else None)
+            pred = net(x_t, t, c, drop if c is not None else None)
         target = noise if not v_prediction else schedule.v_target(x0, t, noise)
         loss = F.mse_loss(pred.float(), target)
         optimizer.zero_grad(set_to_none=True)
@@ -283,14 +388,18 @@ def train(
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
         _update_ema(ema, model, min(ema_decay, (1 + step) / (10 + step)))
-        history.append({"step": step, "loss": loss.item(), "grad_norm": float(grad_norm),
+        mean_loss = _mean_over_ranks(loss, world_size)
+        history.append({"step": step, "loss": mean_loss, "grad_norm": float(grad_norm),
                         "lr": optimizer.param_groups[0]["lr"],
                         "seconds": time.perf_counter() - t0})
-        bar.set_postfix(loss=f"{loss.item():.4f}")
+        bar.set_postfix(loss=f"{mean_loss:.4f}")
         if ckpt_dir is not None and (step % checkpoint_every == 0 or step == steps):
             checkpoint(step)
+            _barrier(world_size)  # no rank runs ahead of (or returns before) a checkpoint on disk
         if ckpt_dir is not None and sample_every and step % sample_every == 0:
-            _sample_grid(ema, schedule, normalizer, survey, ckpt_dir / f"samples_{step:07d}.png")
+            if rank == 0:
+                _sample_grid(ema, schedule, normalizer, survey, ckpt_dir / f"samples_{step:07d}.png")
+            _barrier(world_size)
     bar.close()
 
     ema_model = copy.deepcopy(ema).to(memory_format=torch.contiguous_format)
@@ -334,6 +443,7 @@ def _sample_grid(ema, schedule, normalizer, survey: Survey, path: Path, n: int =
     from .diffusion.samplers import ddim
 
     shape = (n, *survey.images.shape[1:])
-    x = ddim(ema, schedule, shape, steps=25, generator=torch.Generator().manual_seed(0), progress=False)
+    x = ddim(ema, schedule, shape, steps=min(25, schedule.T), generator=torch.Generator().manual_seed(0),
+             progress=False)
     flux = normalizer.inverse(x.float().cpu()).numpy()
     viz.save_grid(path, flux, survey.bands, ncols=8)

@@ -45,6 +45,12 @@ def model_output(
     guidance weight``): ``guidance=1`` is the plain conditional model, ``0`` the unconditional one.
     """
     t = t.reshape(-1).expand(len(x)) if t.numel() == 1 else t
+    if guidance != 1.0:
+        if not getattr(model, "cond_dim", 0):
+            raise ValueError(f"guidance: {guidance} needs a conditional model (cond_dim > 0); "
+                             "this one is unconditional: use guidance=1")
+        if cond is None:
+            raise ValueError(f"guidance: {guidance} needs a condition per image (cond)")
     ctx = torch.autocast(x.device.type, dtype=torch.bfloat16) if autocast else nullcontext()
     with ctx:
         if cond is None or guidance == 1.0:
@@ -190,12 +196,21 @@ def ddpm(
     autocast: bool = False,
     device: str | torch.device | None = None,
     progress: bool = True,
+    variance: str = "small",
 ) -> torch.Tensor:
     """Ancestral sampler of Ho et al. (2020), Algorithm 2, over all T steps.
 
-    Uses the posterior ``q(x_{t-1} | x_t, x̂_0)`` with the clipped ``x̂_0`` (eqs. 6-7) and the
-    posterior variance ``β̃_t``. Parameters as in :func:`ddim`.
+    Each step draws from a Gaussian with the mean of the posterior ``q(x_{t-1} | x_t, x̂_0)``
+    (eqs. 6-7, with the clipped ``x̂_0``). Parameters as in :func:`ddim`, plus:
+
+    variance : {"small", "large"}
+        ``σ_t² = β̃_t = β_t (1 - ᾱ_{t-1}) / (1 - ᾱ_t)``, the posterior variance (``"small"``, the
+        lower bound of Ho et al. §3.2, exact for deterministic data) or ``σ_t² = β_t`` (``"large"``,
+        exact for data from N(0, I)); the paper found both give similar samples. The last step
+        adds no noise.
     """
+    if variance not in ("small", "large"):
+        raise ValueError(f"variance: expected 'small' or 'large', got {variance!r}")
     x, cond, device = _prepare(model, schedule, shape, cond, generator, x_T, device)
     for i, t in enumerate(tqdm(range(schedule.T - 1, -1, -1), desc="DDPM", disable=not progress,
                                leave=False)):
@@ -203,6 +218,10 @@ def ddpm(
         _, x0 = denoise(model, schedule, x, t_batch, cond, guidance, autocast, clip_x0)
         if callback is not None:
             callback({"i": i, "t": t, "x": x, "x0_pred": x0})
-        mean, variance = schedule.posterior(x0, x, t_batch)
-        x = mean + variance.sqrt() * _randn(x.shape, generator, device) if t > 0 else mean
+        mean, small = schedule.posterior(x0, x, t_batch)
+        if t == 0:
+            x = mean
+            continue
+        var = small if variance == "small" else schedule.betas[t].to(mean)
+        x = mean + var.sqrt() * _randn(x.shape, generator, device)
     return x

@@ -37,8 +37,8 @@ class NoiseSchedule:
 
     def __post_init__(self) -> None:
         betas = torch.as_tensor(self.betas, dtype=torch.float64)
-        if betas.ndim != 1 or len(betas) < 1:
-            raise ValueError(f"betas: expected a 1-D tensor of length T >= 1, got shape {tuple(betas.shape)}")
+        if betas.ndim != 1 or len(betas) < 2:
+            raise ValueError(f"betas: expected a 1-D tensor of length T >= 2, got shape {tuple(betas.shape)}")
         if not torch.all((betas > 0) & (betas < 1)):
             raise ValueError("betas: expected every β_t in (0, 1)")
         object.__setattr__(self, "betas", betas)
@@ -150,6 +150,6 @@ class NoiseSchedule:
 
 
 def _check_T(T: int) -> int:
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-        raise ValueError(f"T: expected a positive integer number of steps, got {T!r}")
+    if isinstance(T, bool) or not isinstance(T, int) or T < 2:
+        raise ValueError(f"T: expected an integer number of diffusion steps >= 2, got {T!r}")
     return T
