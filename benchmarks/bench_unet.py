@@ -87,7 +87,8 @@ def our_sampling(model, batch: int, size: int, steps: int, bf16: bool, channels_
 
     def run() -> None:
         gw.samplers.ddim(model, sched, (batch, 3, size, size), steps=steps, autocast=bf16,
-                         generator=torch.Generator().manual_seed(0), progress=False)
+                         channels_last=channels_last, generator=torch.Generator().manual_seed(0),
+                         progress=False)
     return run
 
 

@@ -362,10 +362,12 @@ def train(
         rng = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(device)
-        save_checkpoint(ckpt_dir / f"step_{step:07d}.safetensors", model, schedule, normalizer,
-                        config, ema=ema, optimizer=optimizer, rng=rng)
+        # the log first: killed in between, the newest checkpoint is older than the log, and
+        # resuming keeps the log's rows up to that checkpoint (the other order loses an interval)
         with atomic_path(ckpt_dir / "train_log.csv") as tmp:
             pd.DataFrame(history).to_csv(tmp, index=False)
+        save_checkpoint(ckpt_dir / f"step_{step:07d}.safetensors", model, schedule, normalizer,
+                        config, ema=ema, optimizer=optimizer, rng=rng)
         for old in sorted(ckpt_dir.glob(_CKPT_GLOB))[:-keep_last]:
             old.unlink()
 

@@ -85,7 +85,9 @@ class AttentionBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         qkv = self.qkv(self.norm(x)).reshape(n, 3, self.heads, c // self.heads, h * w)
-        q, k, v = (qkv[:, i].transpose(-1, -2) for i in range(3))  # (n, heads, hw, c/heads)
+        # contiguous (n, heads, hw, c/heads): strided inputs send SDPA to its slow math path on CPU
+        # (5x slower at 16x16, BENCHMARKS.md)
+        q, k, v = (qkv[:, i].transpose(-1, -2).contiguous() for i in range(3))
         out = F.scaled_dot_product_attention(q, k, v)
         return x + self.proj(out.transpose(-1, -2).reshape(n, c, h, w))
 
