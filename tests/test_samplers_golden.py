@@ -186,3 +186,20 @@ def test_bad_sampler_inputs_are_named():
     for make in (gw.diffusion.NoiseSchedule.linear, gw.diffusion.NoiseSchedule.cosine):
         with pytest.raises(ValueError, match="T: expected an integer number of diffusion steps >= 2"):
             make(1)
+
+
+def test_compile_falls_back_to_the_plain_model_with_a_warning(monkeypatch):
+    class Broken(torch.nn.Module):
+        def forward(self, *args, **kwargs):
+            raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(torch, "compile", lambda model: Broken())
+    sched = gw.diffusion.NoiseSchedule.cosine(50)
+    model = GaussianDataModel(sched)
+    x_T = torch.randn(SHAPE, generator=torch.Generator().manual_seed(8))
+    plain = gw.samplers.ddim(model, sched, SHAPE, steps=5, x_T=x_T, clip_x0=False, progress=False)
+    with pytest.warns(RuntimeWarning, match="compile: torch.compile failed .*no C\\+\\+ compiler"):
+        fallback = gw.samplers.ddim(model, sched, SHAPE, steps=5, x_T=x_T, clip_x0=False,
+                                    progress=False, compile=True)
+    assert torch.equal(plain, fallback)
+    assert gw.samplers.compiled(model) is gw.samplers.compiled(model)  # built once per model
