@@ -184,7 +184,7 @@ def draw_stamp(profile: galsim.GSObject, size: int, pixel_scale: float,
         max(size, math.ceil(fold_radius + math.hypot(*offset) + size / 2 + 1)))
     dk = 2 * math.pi / n_fft
     n_k = n_fft if n_fft * dk / 2 > pixelated.maxk else 2 * math.ceil(pixelated.maxk / dk)
-    if n_k > GSPARAMS.maximum_fft_size:
+    if n_k > pixelated.gsparams.maximum_fft_size:
         raise ValueError(f"profile: needs a {n_k}-pixel FFT (a point source without a PSF?); "
                          "render it with psf=True or without contaminants")
     kimage = galsim.ImageCF(galsim.BoundsI(0, n_k // 2, -n_k // 2, n_k // 2), scale=dk)

@@ -120,7 +120,7 @@ _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def compiled(model: torch.nn.Module) -> torch.nn.Module:
-    """``model`` under ``torch.compile``, built once per model and reused by later calls.
+    """``model`` under ``torch.compile``, built once per model and kept for reuse by later calls.
 
     Falls back to the plain model, with a warning, where compilation fails. Compiling takes tens
     of seconds and paid off for sampling neither here nor in ``BENCHMARKS.md`` on a 2-core CPU;
