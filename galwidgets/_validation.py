@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["as_bands", "as_images", "check_positive", "check_positive_int"]
+__all__ = ["as_bands", "as_images", "check_finite", "check_positive", "check_positive_int"]
 
 
 def as_images(
@@ -76,13 +76,21 @@ def as_bands(bands: Any, n_channels: int | None = None, name: str = "bands") -> 
     return bands
 
 
+def check_finite(value: Any, name: str, what: str = "a finite number") -> float:
+    """Return ``value`` as a float, raising if it is not a finite real number (``what`` names it)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected {what}, got {type(value).__name__} {value!r}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
+    return float(value)
+
+
 def check_positive(value: Any, name: str) -> float:
     """Return ``value`` as a float, raising if it is not a finite positive number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a positive number, got {type(value).__name__} {value!r}")
-    if not np.isfinite(value) or value <= 0:
+    value = check_finite(value, name, "a finite positive number")
+    if value <= 0:
         raise ValueError(f"{name}: expected a finite positive number, got {value!r}")
-    return float(value)
+    return value
 
 
 def check_positive_int(value: Any, name: str) -> int:

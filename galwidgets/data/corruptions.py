@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import galsim
 import numpy as np
 from scipy.signal import fftconvolve
 
-from .._validation import as_images, check_positive, check_positive_int
+from .._validation import as_images, check_finite, check_positive, check_positive_int
+from .render import make_psf
 
 __all__ = ["add_satellite_trails", "observe", "psf_kernel", "satellite_trail"]
 
@@ -54,12 +54,6 @@ def _draw(value: Range, u: float, name: str) -> float:
             raise ValueError(f"{name}: expected a (low, high) range with low <= high, got {value!r}")
         return low + u * (high - low)
     return check_positive(value, name)
-
-
-def _finite(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
-        raise ValueError(f"{name}: expected a finite number, got {value!r}")
-    return float(value)
 
 
 def _check_fraction(value: Any, name: str, *, closed_upper: bool = True) -> float:
@@ -132,8 +126,8 @@ def satellite_trail(
     """
     h, w = _check_shape(shape)
     u = np.random.default_rng(seed).uniform(size=6)
-    theta = np.deg2rad(180.0 * u[0] if angle is None else _finite(angle, "angle"))
-    offset = (2 * u[1] - 1) * min(h, w) / 4 if offset is None else _finite(offset, "offset")
+    theta = np.deg2rad(180.0 * u[0] if angle is None else check_finite(angle, "angle"))
+    offset = (2 * u[1] - 1) * min(h, w) / 4 if offset is None else check_finite(offset, "offset")
     sigma = _draw(width, u[3], "width") / _FWHM_PER_SIGMA
     peak = _draw(brightness, u[4], "brightness")
     duty = _check_fraction(dash_duty, "dash_duty")
@@ -261,12 +255,9 @@ def psf_kernel(
     """
     fwhm = check_positive(fwhm, "fwhm")
     pixel_scale = check_positive(pixel_scale, "pixel_scale")
-    if kind == "moffat":
-        profile = galsim.Moffat(beta=check_positive(beta, "beta"), fwhm=fwhm)
-    elif kind == "kolmogorov":
-        profile = galsim.Kolmogorov(fwhm=fwhm)
-    else:
+    if kind not in PSF_KINDS:
         raise ValueError(f"kind: expected one of {PSF_KINDS}, got {kind!r}")
+    profile = make_psf(kind, fwhm, check_positive(beta, "beta"))
     if size is None:
         size = 2 * int(np.ceil(_KERNEL_RADIUS_FWHM * fwhm / pixel_scale)) + 1
     size = check_positive_int(size, "size")

@@ -66,7 +66,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from .._io import atomic_path, to_jsonable
-from .._validation import as_bands, check_positive, check_positive_int
+from .._validation import as_bands, check_finite, check_positive, check_positive_int
 from .surveys import Survey
 
 __all__ = ["hubble_deep_field", "load_fits_cutouts", "load_hdf5", "save_hdf5"]
@@ -264,13 +264,7 @@ def _check_paths(paths: Any) -> list[Mapping[str, PathLike] | PathLike]:
 
 def _check_zeropoint(value: Any) -> float | None:
     """``value`` as a float AB zeropoint, or None."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"zeropoint: expected an AB magnitude, got {type(value).__name__} {value!r}")
-    if not np.isfinite(value):
-        raise ValueError(f"zeropoint: expected a finite AB magnitude, got {value!r}")
-    return float(value)
+    return None if value is None else check_finite(value, "zeropoint", "a finite AB magnitude")
 
 
 def _check_catalog(catalog: Any, n: int) -> pd.DataFrame:

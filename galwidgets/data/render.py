@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .instruments import BAND_WAVELENGTHS
 
-__all__ = ["band_flux", "draw_stamp", "galaxy_profile", "render_catalog"]
+__all__ = ["band_flux", "draw_stamp", "galaxy_profile", "make_psf", "render_catalog"]
 
 _REFERENCE = BAND_WAVELENGTHS["r"]
 #: Looser than GalSim's defaults (folding 5e-3, maxk 1e-3): pixel errors stay below 1e-5 of the
@@ -126,9 +126,10 @@ def _contaminant_sources(row: Mapping, band: str, zeropoint: float) -> list[gals
     return sources
 
 
-def _psf(kind: str, fwhm: float) -> galsim.GSObject:
+def make_psf(kind: str, fwhm: float, beta: float = 3.5) -> galsim.GSObject:
+    """The survey PSF: a Moffat profile of index ``beta`` or a Kolmogorov (turbulence) profile."""
     if kind == "moffat":
-        return galsim.Moffat(beta=3.5, fwhm=fwhm, gsparams=GSPARAMS)
+        return galsim.Moffat(beta=beta, fwhm=fwhm, gsparams=GSPARAMS)
     if kind == "kolmogorov":
         return galsim.Kolmogorov(fwhm=fwhm, gsparams=GSPARAMS)
     raise ValueError(f"psf_profile: expected 'moffat' or 'kolmogorov', got {kind!r}")
@@ -148,7 +149,7 @@ def render_galaxy(row: Mapping, bands: Sequence[str], size: int, pixel_scale: fl
             sources += _contaminant_sources(row, band, zeropoint)
         scene = galsim.Add(sources)
         if psf:
-            scene = galsim.Convolve(scene, _psf(psf_profile, row[f"psf_fwhm_{band}"]))
+            scene = galsim.Convolve(scene, make_psf(psf_profile, row[f"psf_fwhm_{band}"]))
         elif "sf" not in parts and not (contaminants and (row.get("has_companion") or row.get("has_star"))):
             # smooth profiles sampled at pixel centres: exact and fast without a PSF
             image[c] = scene.drawImage(nx=size, ny=size, scale=pixel_scale, offset=offset,
