@@ -1,20 +1,38 @@
-"""Metrics on flux images: photometry and the distances built on it.
+"""Metrics on flux images: photometry, distances, morphology, Fréchet distances, structure, trust.
 
 Metrics take flux images (or a Survey), never model-space tensors, and return pandas tables or
 dicts; a value that cannot be measured for one galaxy is NaN with a flag, never an exception.
+
+Modules: :mod:`.photometry` (aperture magnitudes, colours, half-light radius), :mod:`.distances`
+(Synthetic Galaxy Distance, Cohen's d, binned KL), :mod:`.segmentation` (the central source of a
+stamp), :mod:`.morphology` (statmorph in a process pool), :mod:`.nonparametric` (fast batched
+Gini/M20), :mod:`.shapes` (isophotal area, ellipticity, fit residuals), :mod:`.fid` (Fréchet
+distances, FID, KID), :mod:`.structural` (SSIM, SSIM gain, nearest neighbours) and
+:mod:`.hallucination` (posterior variance ratio).
 """
 
-from .distances import cohens_d, sgd_columns, split_half_baseline, synthetic_galaxy_distance
-from .photometry import FLAGS, aperture_weights, background, colour_names, photometry
+from .distances import *  # noqa: F403
+from .distances import __all__ as _distances
+from .fid import *  # noqa: F403
+from .fid import __all__ as _fid
+from .hallucination import *  # noqa: F403
+from .hallucination import __all__ as _hallucination
+from .morphology import *  # noqa: F403
+from .morphology import __all__ as _morphology
+from .nonparametric import *  # noqa: F403
+from .nonparametric import __all__ as _nonparametric
+from .photometry import *  # noqa: F403
+from .photometry import __all__ as _photometry
+from .segmentation import *  # noqa: F403
+from .segmentation import __all__ as _segmentation
+from .shapes import *  # noqa: F403
+from .shapes import __all__ as _shapes
+from .structural import *  # noqa: F403
+from .structural import __all__ as _structural
 
-__all__ = [
-    "FLAGS",
-    "aperture_weights",
-    "background",
-    "cohens_d",
-    "colour_names",
-    "photometry",
-    "sgd_columns",
-    "split_half_baseline",
-    "synthetic_galaxy_distance",
-]
+__all__ = sorted(
+    {
+        *_distances, *_fid, *_hallucination, *_morphology, *_nonparametric, *_photometry,
+        *_segmentation, *_shapes, *_structural,
+    }
+)
