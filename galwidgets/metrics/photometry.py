@@ -18,7 +18,13 @@ from photutils.aperture import CircularAperture
 
 from .._validation import as_bands, as_images, check_positive
 
-__all__ = ["FLAGS", "aperture_weights", "background", "colour_names", "photometry"]
+__all__ = [
+    "CONVENTIONS", "FLAGS", "aperture_weights", "background", "colour_names", "photometry",
+    "whole_pixel_aperture",
+]
+
+#: Measurement conventions of :func:`photometry`.
+CONVENTIONS = ("galwidgets", "smith2022")
 
 #: Bits of the ``flag`` column: which measurement failed for a galaxy.
 FLAGS = {
@@ -48,6 +54,19 @@ def aperture_weights(
         center = ((w - 1) / 2, (h - 1) / 2)
     mask = CircularAperture(center, r=radius).to_mask(method=method)
     return mask.to_image((h, w)).astype(np.float64)
+
+
+def whole_pixel_aperture(shape: tuple[int, int], radius: float) -> np.ndarray:
+    """Weights 1 for whole pixels whose centres lie within ``radius`` of pixel ``(H//2, W//2)``.
+
+    This is the aperture of the published Synthetic Galaxy Distance code (Smith et al. 2022): a
+    pixel counts when its centre is at a distance ``<= radius`` (inclusive) from the pixel
+    ``(row H//2, column W//2)``. photutils' ``method="center"`` uses a strict inequality, which
+    drops the four pixels at exactly ``radius`` for an integer radius, so it is not used here.
+    """
+    h, w = shape
+    rows, cols = np.ogrid[:h, :w]
+    return (np.hypot(cols - w // 2, rows - h // 2) <= radius).astype(np.float64)
 
 
 def background(images: np.ndarray, corner_size: int | None = None) -> np.ndarray:
@@ -99,6 +118,7 @@ def photometry(
     corner_size: int | None = None,
     r_half_band: str | None = None,
     method: str = "exact",
+    convention: str = "galwidgets",
 ) -> pd.DataFrame:
     """Aperture magnitudes, colours and half-light radius of each galaxy.
 
@@ -125,6 +145,14 @@ def photometry(
         Band of the half-light radius; default ``"r"`` if present, else the middle band.
     method : str
         photutils pixel-overlap method.
+    convention : {"galwidgets", "smith2022"}
+        ``"smith2022"`` reproduces the aperture magnitudes of the published Synthetic Galaxy
+        Distance code (Smith et al. 2022, MNRAS 511, 1808) exactly: the sum of whole pixels whose
+        centres lie within ``aperture_radius`` (6) px of pixel ``(H//2, W//2)``
+        (:func:`whole_pixel_aperture`), minus the median of the four 20x20 corners of that band
+        times the number of pixels, at zeropoint 22.5, with ``r_half`` in the g band as published.
+        It fixes ``center``, ``method``, ``corner_size`` and ``background_method``; passing any of
+        them, or a zeropoint other than 22.5, raises.
 
     Returns
     -------
@@ -137,10 +165,29 @@ def photometry(
     -----
     ``r_half`` is the radius enclosing half of the background-subtracted flux within the largest
     circle that fits the cutout, found by linear interpolation of the curve of growth sampled every
-    0.25 px. It is a proper circular-aperture half-light radius, not the disc-versus-annulus
-    measure of the published SGD code.
+    0.25 px (exact pixel overlap), about the aperture centre.
+
+    The published SGD code's half-light radius is not reproduced, under either convention,
+    because it is wrong: it min-max normalises the image and returns the first integer radius at
+    which the median of a *disc* (meant to be an annulus: its "crust" is the logical AND of two
+    nested discs, which is the smaller disc) drops to half the central median, so it measures a
+    half-maximum size, not a half-light radius, and it returns the same radius for every n = 4
+    profile. ``"smith2022"`` therefore uses the correct curve-of-growth radius in the band the
+    published code used (g), so its magnitude and colour terms equal the published ones and its
+    size term is a true half-light radius.
     """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention: expected one of {CONVENTIONS}, got {convention!r}")
+    if convention == "smith2022":
+        _check_smith2022(zeropoint, center, method, corner_size, background_method)
+        zeropoint, corner_size = 22.5, 20
+        r_half_band = r_half_band or "g"
     if hasattr(images, "bands") and hasattr(images, "images"):
+        if convention == "smith2022" and images.zeropoint != 22.5:
+            raise ValueError(
+                f"images: convention='smith2022' measures nanomaggies (zeropoint 22.5), but this "
+                f"survey's zeropoint is {images.zeropoint}; rescale the fluxes or use 'galwidgets'"
+            )
         bands = bands or images.bands
         zeropoint = images.zeropoint if zeropoint is None else zeropoint
         pixel_scale = pixel_scale or images.pixel_scale
@@ -150,6 +197,9 @@ def photometry(
     pixel_scale = check_positive(pixel_scale or 0.262, "pixel_scale")
     aperture_radius = check_positive(aperture_radius, "aperture_radius")
     h, w = arr.shape[-2:]
+    if convention == "smith2022" and min(h, w) < 40:
+        raise ValueError(f"images: convention='smith2022' needs cutouts of at least 40x40 px "
+                         f"(four 20x20 background corners), got {h}x{w}")
     if aperture_radius > min(h, w) / 2:
         raise ValueError(f"aperture_radius: {aperture_radius} px does not fit {h}x{w} cutouts")
     r_half_band = r_half_band or ("r" if "r" in bands else bands[len(bands) // 2])
@@ -167,7 +217,11 @@ def photometry(
             )
         data = data - float(background_method)
 
-    weights = aperture_weights((h, w), aperture_radius, center, method)
+    if convention == "smith2022":
+        center = (w // 2, h // 2)
+        weights = whole_pixel_aperture((h, w), aperture_radius)
+    else:
+        weights = aperture_weights((h, w), aperture_radius, center, method)
     flux = np.einsum("nchw,hw->nc", data, weights)
     table: dict[str, Any] = {}
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -181,7 +235,8 @@ def photometry(
 
     r_max = min(h, w) / 2 - 0.5
     radii = np.arange(0.25, r_max + 1e-9, 0.25)
-    masks = np.stack([aperture_weights((h, w), r, center, method) for r in radii])
+    masks = np.stack([aperture_weights((h, w), r, center, "exact" if convention == "smith2022" else method)
+                      for r in radii])
     cog = np.einsum("nhw,mhw->nm", data[:, bands.index(r_half_band)], masks)
     r_half = _half_light_radius(cog, radii)
     table["r_half"] = r_half * pixel_scale
@@ -192,3 +247,19 @@ def photometry(
     flag[nonfinite] |= FLAGS["nonfinite_pixels"]
     table["flag"] = flag
     return pd.DataFrame(table)
+
+
+def _check_smith2022(
+    zeropoint: Any, center: Any, method: str, corner_size: Any, background_method: Any
+) -> None:
+    """Refuse arguments that would change the published measurement."""
+    fixed = {"center": center is not None, "method": method != "exact",
+             "corner_size": corner_size is not None, "background_method": background_method != "corners",
+             "zeropoint": zeropoint is not None and float(zeropoint) != 22.5}
+    changed = [name for name, is_set in fixed.items() if is_set]
+    if changed:
+        raise ValueError(
+            f"{changed[0]}: convention='smith2022' fixes it to the published value "
+            "(centre pixel (H//2, W//2), whole pixels, 20 px corners, zeropoint 22.5); "
+            "use convention='galwidgets' to choose it"
+        )
