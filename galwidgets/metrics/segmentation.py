@@ -1,9 +1,13 @@
 """Segmentation of the central galaxy of a cutout, the input every morphology measurement needs.
 
-Sources are detected with photutils (:func:`~photutils.segmentation.detect_sources`) above a
-threshold of ``n_sigma`` sky standard deviations, where the sky level and its noise come from
-sigma-clipped statistics of the stamp (:func:`astropy.stats.sigma_clipped_stats`); blended sources
-are split with :func:`~photutils.segmentation.deblend_sources`. The galaxy of interest is the
+As in Source Extractor (Bertin & Arnouts 1996) and photutils' recommended recipe, the stamp is
+first convolved with a Gaussian filter (FWHM 3 px), then sources are detected with photutils
+(:func:`~photutils.segmentation.detect_sources`) above a threshold of ``n_sigma`` sky standard
+deviations of the unfiltered stamp, where the sky level and its noise come from sigma-clipped
+statistics (:func:`astropy.stats.sigma_clipped_stats`) of the pixels outside the sources of a first
+detection pass (dilated by 2 px), so that a large galaxy does not inflate its own threshold;
+blended sources are split with
+:func:`~photutils.segmentation.deblend_sources`. The galaxy of interest is the
 segment under the cutout centre, or the segment closest to it.
 """
 
@@ -13,8 +17,10 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from astropy.convolution import convolve
 from astropy.stats import sigma_clipped_stats
-from photutils.segmentation import deblend_sources, detect_sources
+from photutils.segmentation import deblend_sources, detect_sources, make_2dgaussian_kernel
+from scipy.ndimage import binary_dilation
 
 from .._validation import check_positive, check_positive_int
 
@@ -84,6 +90,7 @@ def central_segmap(
     deblend: bool = True,
     contrast: float = 0.001,
     sky_sigma: float | None = None,
+    filter_fwhm: float | None = 3.0,
 ) -> CentralSegmentation:
     """Detect the sources of one cutout and pick the central galaxy.
 
@@ -101,6 +108,8 @@ def central_segmap(
         Deblending contrast (photutils' ``contrast``; SExtractor's ``DEBLEND_MINCONT``).
     sky_sigma : float, optional
         Known sky noise per pixel; by default the sigma-clipped standard deviation of the stamp.
+    filter_fwhm : float or None
+        FWHM in pixels of the Gaussian detection filter; None detects on the unfiltered stamp.
 
     Returns
     -------
@@ -113,26 +122,61 @@ def central_segmap(
         raise ValueError(f"image: expected one 2-D band, got shape {image.shape}")
     n_sigma = check_positive(n_sigma, "n_sigma")
     n_pixels = check_positive_int(n_pixels, "n_pixels")
-    sky, measured_sigma = sky_statistics(image)
-    sigma = measured_sigma if sky_sigma is None else check_positive(sky_sigma, "sky_sigma")
+    if filter_fwhm is not None:
+        check_positive(filter_fwhm, "filter_fwhm")
+    if sky_sigma is not None:
+        check_positive(sky_sigma, "sky_sigma")
     empty = np.zeros(image.shape, dtype=np.int32)
-    if not np.isfinite(sky) or not np.isfinite(sigma) or sigma <= 0:
-        return CentralSegmentation(empty, 0, sky, measured_sigma)
-
     nonfinite = ~np.isfinite(image)
-    data = np.where(nonfinite, sky, image)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # photutils warns when nothing is detected
-        segm = detect_sources(data, sky + n_sigma * sigma, n_pixels, mask=nonfinite)
+    sky, measured_sigma = sky_statistics(image)
+    segm = None
+    for first_pass in (True, False):
+        sigma = measured_sigma if sky_sigma is None else sky_sigma
+        if not (np.isfinite(sky) and np.isfinite(sigma) and sigma > 0):
+            return CentralSegmentation(empty, 0, sky, measured_sigma)
+        segm = _detect(np.where(nonfinite, sky, image), sky + n_sigma * sigma, n_pixels, nonfinite,
+                       filter_fwhm)
         if segm is None:
             return CentralSegmentation(empty, 0, sky, measured_sigma)
-        if deblend and segm.nlabels > 0:
+        sources = binary_dilation(segm.data > 0, iterations=2)
+        if not first_pass or (~sources & ~nonfinite).sum() < 0.1 * image.size:
+            break
+        # sky statistics again without the sources found in the first pass
+        sky, measured_sigma = sky_statistics(np.where(sources, np.nan, image))
+    if deblend:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             try:
-                segm = deblend_sources(data, segm, n_pixels, contrast=contrast, progress_bar=False)
+                segm = deblend_sources(segm.smoothed, segm.image, n_pixels, contrast=contrast,
+                                       progress_bar=False)
             except ValueError:  # photutils refuses e.g. sources too small to deblend
-                pass
-    segmap = np.asarray(segm.data, dtype=np.int32)
+                segm = segm.image
+        segmap = np.asarray(segm.data, dtype=np.int32)
+    else:
+        segmap = np.asarray(segm.image.data, dtype=np.int32)
     return CentralSegmentation(segmap, _central_label(segmap), sky, measured_sigma)
+
+
+@dataclass(frozen=True)
+class _Detection:
+    image: object  # photutils SegmentationImage
+    smoothed: np.ndarray
+
+    @property
+    def data(self) -> np.ndarray:
+        return self.image.data
+
+
+def _detect(
+    data: np.ndarray, threshold: float, n_pixels: int, mask: np.ndarray, filter_fwhm: float | None
+) -> _Detection | None:
+    """photutils detection on the (optionally Gaussian-filtered) stamp; None if nothing found."""
+    if filter_fwhm:
+        data = convolve(data, make_2dgaussian_kernel(filter_fwhm, size=5), boundary="extend")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # photutils warns when nothing is detected
+        segm = detect_sources(data, threshold, n_pixels, mask=mask)
+    return None if segm is None else _Detection(segm, data)
 
 
 def _central_label(segmap: np.ndarray) -> int:
