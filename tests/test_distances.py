@@ -132,9 +132,13 @@ def test_galaxy_kl_loss_per_redshift_bin():
     rng = np.random.default_rng(2)
     n = 3000
     z = rng.uniform(0, 1, n)
-    real = pd.DataFrame({"z": z, "sersic_n": rng.normal(1 + 2 * z, 0.3), "ellipticity": rng.uniform(0, 1, n)})
     z2 = rng.uniform(0, 1, n)
-    good = pd.DataFrame({"z": z2, "sersic_n": rng.normal(1 + 2 * z2, 0.3), "ellipticity": rng.uniform(0, 1, n)})
+
+    def galaxies(z):
+        return pd.DataFrame({"z": z, "sersic_n": rng.normal(1 + 2 * z, 0.3),
+                             "ellipticity": rng.uniform(0, 1, n)})
+
+    real, good = galaxies(z), galaxies(z2)
     blind = good.assign(sersic_n=rng.normal(2, 0.3, n))  # ignores redshift: wrong in every bin but one
     props = ("sersic_n", "ellipticity")
     kl_good = gw.metrics.galaxy_kl_loss(real, good, props, redshift_bins=5)
