@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=500, help="galaxies for statmorph vs fast (64x64, g r z)")
     parser.add_argument("--n-large", type=int, default=10_000,
                         help="galaxies for the fast path alone (0: skip)")
-    parser.add_argument("--speedup-n", type=int, default=40,
+    parser.add_argument("--speedup-n", type=int, default=200,
                         help="galaxies for statmorph with 1 vs 2 workers (0: skip)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="--n 60 --n-large 2000 --speedup-n 0")

@@ -88,10 +88,17 @@ def summary(result: NotebookResult) -> str:
         f"galwidgets demo finished in {result.seconds:.0f} s",
         f"  {m['n_generated']} generated vs {m['n_reference']} held-out mock galaxies",
         "",
-        f"  {'SGD term':<{width}}  {'model':>8}  {'split-half':>10}",
+        f"  {'SGD term':<{width}}  {'model':>8}  {'± s.e.':>7}  {'split-half':>10}",
     ]
+    err = m.get("sgd_err", {})
     for term in terms:
-        lines.append(f"  {term:<{width}}  {sgd[term]:8.3f}  {base[term]:10.3f}")
+        pm = f"{err[term]:7.3f}" if err.get(term) is not None else f"{'-':>7}"
+        lines.append(f"  {term:<{width}}  {sgd[term]:8.3f}  {pm}  {base[term]:10.3f}")
+    morph = m.get("morphology")
+    if morph and morph.get("frechet_morphology_distance") is not None:
+        lines += ["", f"  Fréchet morphology distance ({morph['band']} band Gini/M20 + photometry): "
+                      f"{morph['frechet_morphology_distance']:.2f} (split-half "
+                      f"{morph['frechet_morphology_distance_baseline']:.2f})"]
     lines += [
         "",
         f"  outputs in {result.output_dir}",

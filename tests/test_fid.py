@@ -296,3 +296,10 @@ def test_frechet_morphology_distance(mock):
     assert brighter > slightly > 0.01 and brighter > 1
     with pytest.raises(ValueError, match="b"):
         gw.metrics.frechet_morphology_distance(table, table[["mag_g"]])
+
+
+def test_frechet_morphology_distance_of_unmeasurable_sets_is_nan(mock):
+    noise = np.random.default_rng(0).normal(0, 1e-3, (6, 3, 64, 64)).astype(np.float32)
+    with pytest.warns(UserWarning, match="need at least 2 on each side"):
+        value = gw.metrics.frechet_morphology_distance(noise, mock)
+    assert np.isnan(value)

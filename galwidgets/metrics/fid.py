@@ -589,8 +589,6 @@ def _morphology_table(data: Any, name: str, kwargs: dict) -> pd.DataFrame:
     else:
         as_images(data, name, allow_nan=True)  # errors name the argument
         table = morphology_features(data, **kwargs)
-    if len(table) < 2:
-        raise ValueError(f"{name}: need at least 2 galaxies with valid features, got {len(table)}")
     return table
 
 
@@ -615,11 +613,17 @@ def frechet_morphology_distance(a: Any, b: Any, *, method: str = "sqrtm", **feat
     Returns
     -------
     float
+        NaN, with a warning, when either set has fewer than two galaxies with valid features
+        (e.g. pure-noise samples of an untrained model), like an SGD term that cannot be measured.
     """
     ta = _morphology_table(a, "a", feature_kwargs)
     tb = _morphology_table(b, "b", feature_kwargs)
     if list(ta.columns) != list(tb.columns):
         raise ValueError(f"b: expected the feature columns of a {list(ta.columns)}, got {list(tb.columns)}")
+    if min(len(ta), len(tb)) < 2:
+        warnings.warn(f"frechet_morphology_distance: {len(ta)} and {len(tb)} galaxies with valid features; "
+                      "need at least 2 on each side, returning NaN", stacklevel=2)
+        return float("nan")
     mean, std = tb.mean(), tb.std()
     std = std.where(std > 0, 1.0)
     za, zb = (ta - mean) / std, (tb - mean) / std
