@@ -88,6 +88,14 @@ def test_cohens_d_analytic():
     assert np.isnan(gw.metrics.cohens_d([1, np.nan], [1, 2]))  # too few values: NaN, no crash
 
 
+def test_cohens_d_of_two_normals_with_known_means():
+    """N(0.5, 2) against N(0, 2): d = 0.5 / 2 = 0.25, within its standard error ~sqrt(2/n)."""
+    rng = np.random.default_rng(7)
+    u, v = rng.normal(0.5, 2.0, 20_000), rng.normal(0.0, 2.0, 20_000)
+    assert gw.metrics.cohens_d(u, v) == pytest.approx(0.25, abs=3 * np.sqrt(2 / 20_000))
+    assert gw.metrics.cohens_d(v, u) == pytest.approx(-gw.metrics.cohens_d(u, v))
+
+
 @pytest.mark.parametrize("bad, match", [(np.zeros((32, 32)), "images: expected a 4-D array"),
                                         ("text", "images: expected a real numeric")])
 def test_bad_images_named(bad, match):

@@ -1,7 +1,7 @@
-"""Diffusion processes: noise schedules and reverse-process samplers."""
+"""Diffusion processes: noise schedules, reverse-process samplers, forward models of observations."""
 
-from . import samplers
-from .samplers import ddim, ddpm
+from . import operators, samplers
+from .samplers import ddim, ddpm, dps, inpaint, sdedit
 from .schedules import NoiseSchedule
 
-__all__ = ["NoiseSchedule", "ddim", "ddpm", "samplers"]
+__all__ = ["NoiseSchedule", "ddim", "ddpm", "dps", "inpaint", "operators", "samplers", "sdedit"]

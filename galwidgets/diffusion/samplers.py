@@ -19,7 +19,9 @@ from tqdm.auto import tqdm
 from .._device import bf16_is_fast
 from .schedules import NoiseSchedule
 
-__all__ = ["compiled", "ddim", "ddim_timesteps", "ddpm", "denoise", "model_output"]
+__all__ = [
+    "compiled", "ddim", "ddim_timesteps", "ddpm", "denoise", "dps", "inpaint", "model_output", "sdedit",
+]
 
 Callback = Callable[[dict], None]
 
@@ -283,3 +285,9 @@ def ddpm(
         var = small if variance == "small" else schedule.betas[t].to(mean)
         x = mean + var.sqrt() * _randn(x.shape, generator, device)
     return x.contiguous()
+
+
+# Guided samplers live in their own modules (one concept each) and build on the functions above.
+from .inpainting import inpaint  # noqa: E402
+from .posterior import dps  # noqa: E402
+from .transfer import sdedit  # noqa: E402

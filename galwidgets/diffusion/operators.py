@@ -1,0 +1,5 @@
+"""(being written) Linear forward models of observations."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
