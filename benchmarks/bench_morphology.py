@@ -1,6 +1,6 @@
 """Time gw.metrics.gini_m20 (batched) against statmorph (the peer) in one process, and compare values.
 
-The peer is ``gw.metrics.morphology(..., n_workers=1)``: statmorph's ``SourceMorphology`` on every
+The peer is ``gw.metrics.morphology(..., n_jobs=1)``: statmorph's ``SourceMorphology`` on every
 stamp with a photutils segmentation (detection + deblending), without the Sérsic fit, which Gini
 and M20 do not need. galwidgets' ``gini_m20`` follows statmorph's Gini/M20 recipe on the whole batch
 at once (see the module docstring of ``galwidgets.metrics.nonparametric`` for its approximations).
@@ -51,7 +51,7 @@ def main() -> None:
 
     survey = gw.data.simulate_survey(args.n, size=64, seed=args.seed, progress=False)
     gw.metrics.gini_m20(survey.images[:8], progress=False)  # imports and first-call set-up
-    peer, t_peer = timed(gw.metrics.morphology, survey, band="r", n_workers=1, progress=False,
+    peer, t_peer = timed(gw.metrics.morphology, survey, band="r", n_jobs=1, progress=False,
                          include_sersic=False)
     fast, t_fast = timed(gw.metrics.gini_m20, survey, band="r", keep_edge=True, progress=False)
     deb, t_deb = timed(gw.metrics.gini_m20, survey, band="r", keep_edge=True, deblend=True, progress=False)
@@ -83,8 +83,8 @@ def main() -> None:
     if args.speedup_n:
         sub = survey.images[: args.speedup_n]
         kwargs = dict(band="r", bands=survey.bands, progress=False, include_sersic=False)
-        _, t1 = timed(gw.metrics.morphology, sub, n_workers=1, **kwargs)
-        _, t2 = timed(gw.metrics.morphology, sub, n_workers=2, **kwargs)
+        _, t1 = timed(gw.metrics.morphology, sub, n_jobs=1, **kwargs)
+        _, t2 = timed(gw.metrics.morphology, sub, n_jobs=2, **kwargs)
         print(f"statmorph on {args.speedup_n} galaxies: 1 worker {t1:.1f} s, 2 workers {t2:.1f} s "
               f"(speed-up {t1 / t2:.2f}x, including worker start-up)")
 

@@ -65,7 +65,7 @@ def test_reproduces_statmorph_published_values():
 
 def test_table_equals_a_direct_statmorph_call(galaxies):
     """morphology() = photutils segmentation + sky subtraction + SourceMorphology, nothing else."""
-    table = gw.metrics.morphology(galaxies, n_workers=1, progress=False)
+    table = gw.metrics.morphology(galaxies, n_jobs=1, progress=False)
     i = 1
     image = galaxies.images[i, galaxies.bands.index("r")]
     seg = central_segmap(image)
@@ -87,7 +87,7 @@ def test_table_equals_a_direct_statmorph_call(galaxies):
 
 
 def test_table_layout_units_and_bands(galaxies):
-    table = gw.metrics.morphology(galaxies, "g", n_workers=1, progress=False, include_sersic=False,
+    table = gw.metrics.morphology(galaxies, "g", n_jobs=1, progress=False, include_sersic=False,
                                   pixel_scale=0.5)
     assert isinstance(table, pd.DataFrame) and len(table) == len(galaxies.images)
     assert list(table.columns) == [*MORPHOLOGY_COLUMNS, "flag", "statmorph_flag", "statmorph_flag_sersic"]
@@ -95,7 +95,7 @@ def test_table_layout_units_and_bands(galaxies):
     assert table[["sersic_n", "sersic_rhalf"]].isna().all().all()
     assert (table.statmorph_flag_sersic == -1).all()
     # the same g-band stamps given as a bare 1-channel array, radii in pixels (scale 1)
-    pixels = gw.metrics.morphology(galaxies.images[:, :1], n_workers=1, progress=False,
+    pixels = gw.metrics.morphology(galaxies.images[:, :1], n_jobs=1, progress=False,
                                    include_sersic=False, pixel_scale=1.0)
     np.testing.assert_allclose(table.r50, 0.5 * pixels.r50, rtol=1e-12)
     np.testing.assert_allclose(table.gini, pixels.gini, rtol=1e-12)
@@ -103,7 +103,7 @@ def test_table_layout_units_and_bands(galaxies):
 
 
 def test_skipping_the_sersic_fit_keeps_the_other_values(galaxies):
-    both = [gw.metrics.morphology(galaxies.images[:2], n_workers=1, progress=False, include_sersic=s)
+    both = [gw.metrics.morphology(galaxies.images[:2], n_jobs=1, progress=False, include_sersic=s)
             for s in (True, False)]
     rest = [c for c in MORPHOLOGY_COLUMNS if not c.startswith("sersic_")]
     pd.testing.assert_frame_equal(both[0][rest], both[1][rest])
@@ -114,7 +114,7 @@ def test_noise_model_changes_signal_to_noise_only(galaxies):
     """gain adds source Poisson noise to the weight map: S/N drops, Gini and C do not move."""
     images = galaxies.images[:2]
     sky = [central_segmap(im[1]).sky_sigma for im in images]
-    kwargs = {"n_workers": 1, "progress": False, "include_sersic": False, "sky_sigma": sky}
+    kwargs = {"n_jobs": 1, "progress": False, "include_sersic": False, "sky_sigma": sky}
     sky_only = gw.metrics.morphology(images, **kwargs)
     poisson = gw.metrics.morphology(images, gain=0.5 / min(sky) ** 2, **kwargs)
     assert (poisson.sn_per_pixel < sky_only.sn_per_pixel).all()
@@ -131,7 +131,7 @@ def test_steeper_sersic_profile_is_more_concentrated():
     through), the Sérsic fit recovers the disc's intrinsic n and radius."""
     psf = galsim.Gaussian(sigma=1.0).drawImage(nx=15, ny=15, scale=1.0).array
     stamps = np.stack([sersic_stamp(1.0, 3.0, 0.005), sersic_stamp(4.0, 3.0, 0.005)])[:, None]
-    table = gw.metrics.morphology(stamps.astype(np.float32), n_workers=1, progress=False,
+    table = gw.metrics.morphology(stamps.astype(np.float32), n_jobs=1, progress=False,
                                   pixel_scale=1.0, psf=psf)
     disc, bulge = table.iloc[0], table.iloc[1]
     assert bulge.concentration > disc.concentration + 0.4
@@ -146,8 +146,8 @@ def test_steeper_sersic_profile_is_more_concentrated():
 # --------------------------------------------------------------------------- robustness
 
 
-@pytest.mark.parametrize("n_workers", [1, 2])
-def test_bad_stamps_give_flags_not_exceptions(galaxies, n_workers):
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_bad_stamps_give_flags_not_exceptions(galaxies, n_jobs):
     good = galaxies.images[:2, 1]
     empty = np.zeros((SIZE, SIZE), np.float32)
     negative = -good[0]
@@ -158,7 +158,7 @@ def test_bad_stamps_give_flags_not_exceptions(galaxies, n_workers):
     holed = good[1].copy()
     holed[10:14, 40:44] = np.nan
     stamps = np.stack([good[0], empty, negative, all_nan, big, holed, good[1]])[:, None].astype(np.float32)
-    table = gw.metrics.morphology(stamps, n_workers=n_workers, progress=False, chunk_size=2)
+    table = gw.metrics.morphology(stamps, n_jobs=n_jobs, progress=False, chunk_size=2)
     assert len(table) == len(stamps)
     flags = {name: (table.flag & bit).astype(bool) for name, bit in MORPHOLOGY_FLAGS.items()}
     assert table.flag[0] == 0 and table.flag[6] == 0
@@ -188,14 +188,14 @@ def test_statmorph_abort_and_missing_label_become_flags():
     [
         ({"band": "i"}, ValueError, "band"),
         ({"band": 5}, ValueError, "band"),
-        ({"n_workers": 0}, ValueError, "n_workers"),
-        ({"n_workers": 1.5}, TypeError, "n_workers"),
+        ({"n_jobs": 0}, ValueError, "n_jobs"),
+        ({"n_jobs": 1.5}, TypeError, "n_jobs"),
         ({"pixel_scale": -1.0}, ValueError, "pixel_scale"),
         ({"gain": 0.0}, ValueError, "gain"),
         ({"sky_sigma": [1.0, 2.0]}, ValueError, "sky_sigma"),
         ({"n_sigma": 0}, ValueError, "n_sigma"),
         ({"bands": ("g", "r")}, ValueError, "bands"),
-        ({"start_method": "teleport", "n_workers": 2}, ValueError, "start_method"),
+        ({"start_method": "teleport", "n_jobs": 2}, ValueError, "start_method"),
         ({"not_an_option": 1}, TypeError, "not_an_option"),
         ({"weightmap": np.ones((8, 8))}, TypeError, "weightmap"),
     ],

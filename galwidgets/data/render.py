@@ -12,16 +12,14 @@ images do not depend on how the work is split over processes.
 from __future__ import annotations
 
 import math
-import multiprocessing
-import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 
 import galsim
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
+from .._parallel import map_chunks
 from .instruments import BAND_WAVELENGTHS
 
 __all__ = ["band_flux", "draw_stamp", "galaxy_profile", "make_psf", "render_catalog"]
@@ -206,6 +204,7 @@ def _add_noise(image: np.ndarray, row: Mapping, sky_sigma: np.ndarray | None,
 
 
 def _render_rows(rows: list[dict], kwargs: dict) -> np.ndarray:
+    kwargs = dict(kwargs)
     sky, gain = kwargs.pop("sky_sigma"), kwargs.pop("poisson_gain")
     out = np.empty((len(rows), len(kwargs["bands"]), kwargs["size"], kwargs["size"]), dtype=np.float32)
     for i, row in enumerate(rows):
@@ -259,25 +258,6 @@ def render_catalog(
               "poisson_gain": poisson_gain}
     chunk = max(8, min(256, math.ceil(len(rows) / (4 * max(1, n_jobs)))))
     chunks = [rows[i:i + chunk] for i in range(0, len(rows), chunk)]
-    bar = tqdm(total=len(rows), desc="rendering galaxies", disable=not progress, unit="gal")
-    if n_jobs <= 1 or len(chunks) == 1:
-        parts = []
-        for part in chunks:
-            parts.append(_render_rows(part, dict(kwargs)))
-            bar.update(len(part))
-    else:
-        # forkserver/spawn: workers start clean (forking a process that ran OpenMP can hang)
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context(method)) as pool:
-            futures = [pool.submit(_render_rows, part, dict(kwargs)) for part in chunks]
-            parts = []
-            for part, future in zip(chunks, futures):
-                parts.append(future.result())
-                bar.update(len(part))
-    bar.close()
+    parts = map_chunks(partial(_render_rows, kwargs=kwargs), chunks, n_jobs=n_jobs, progress=progress,
+                       desc="rendering galaxies", preload=[__name__])
     return np.concatenate(parts)
-
-
-def default_jobs(n: int) -> int:
-    """Processes worth using for ``n`` galaxies: 1 below 500 (start-up costs ~1 s), else all cores."""
-    return 1 if n < 500 else max(1, min(os.cpu_count() or 1, 8))

@@ -13,10 +13,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .._parallel import check_jobs
 from .._validation import as_bands, check_positive, check_positive_int
 from .instruments import BAND_WAVELENGTHS, Instrument, get_instrument
 from .population import draw_population
-from .render import default_jobs, galaxy_band_fluxes, render_catalog
+from .render import galaxy_band_fluxes, render_catalog
 from .surveys import Survey
 
 __all__ = ["simulate_survey"]
@@ -121,7 +122,7 @@ def simulate_survey(
     size_evolution : float
         γ of the disk size evolution ``(1 + z)^γ``.
     n_jobs : int, optional
-        Rendering processes; default 1 below 500 galaxies, else all cores.
+        Rendering processes; default 1 below 500 galaxies, else all usable CPUs; -1 all CPUs.
     progress : bool
         Show a progress bar.
 
@@ -180,7 +181,7 @@ def simulate_survey(
     images = render_catalog(
         catalog, bands, size, pixel_scale, zeropoint, psf_profile=psf_profile,
         sky_sigma=[sky[b] for b in bands], poisson_gain=poisson_gain,
-        n_jobs=default_jobs(n) if n_jobs is None else check_positive_int(n_jobs, "n_jobs"),
+        n_jobs=check_jobs(n_jobs, n, min_items=500),
         progress=progress,
     )
     return Survey(

@@ -9,34 +9,27 @@ concentration, asymmetry and smoothness of the CAS system (Conselice 2003, ApJS 
 of the curve of growth and a single 2-D Sérsic (1963) fit.
 
 statmorph costs 0.1 to 0.3 s of pure Python per 64x64 stamp, so :func:`morphology` spreads chunks
-of stamps over a :class:`~concurrent.futures.ProcessPoolExecutor`. Workers start with
-``forkserver`` (``spawn`` where that does not exist), not ``fork``: a forked child inherits the
-parent's threads and locks (torch's OpenMP pool, a Jupyter kernel's I/O threads), which can
-deadlock it, and Python 3.14 no longer forks by default either. The fork server preloads this
-module, so statmorph, photutils and astropy are imported once per session (about 3 s of CPU)
-and every later pool forks ready workers. Measured on 2 cores with torch used in the parent
-(60 stamps, CPU seconds per worker): fork 5.7, forkserver 6.2 plus 3.1 once, spawn 9.8 (each
-spawned worker re-imports everything). As with any non-fork pool, a script (not a notebook) that
-asks for several workers needs the ``if __name__ == "__main__":`` guard.
+of stamps over the project's process pool (``galwidgets._parallel``: ``forkserver`` workers that
+import statmorph once per session, one thread each). Measured on 2 cores with torch used in the
+parent (60 stamps, CPU seconds per worker): fork 5.7, forkserver 6.2 plus 3.1 once, spawn 9.8
+(each spawned worker re-imports everything). A script (not a notebook) that asks for several
+processes needs the ``if __name__ == "__main__":`` guard.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-import multiprocessing
-import os
-import sys
 import warnings
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import statmorph
-from tqdm.auto import tqdm
 
+from .._parallel import check_jobs, map_chunks
 from .._validation import as_bands, as_images, check_positive, check_positive_int
 from .segmentation import central_segmap
 
@@ -284,53 +277,11 @@ def _measure(image: np.ndarray, sky_sigma: float | None, options: Mapping[str, A
     return out
 
 
-def _measure_chunk(
-    start: int, stamps: np.ndarray, sky_sigmas: Sequence[float | None], options: Mapping[str, Any]
-) -> tuple[int, list[dict[str, Any]]]:
-    """Worker task: the rows of ``stamps`` (first index ``start``)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return start, [_measure(s, sig, options) for s, sig in zip(stamps, sky_sigmas)]
-
-
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                     "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
-
-
-def _init_worker() -> None:
-    """One thread per worker process: the pool already uses every core."""
-    for name in _THREAD_VARIABLES:
-        os.environ[name] = "1"
-    try:  # optional: limits BLAS/OpenMP pools that are already loaded
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    except ImportError:
-        pass
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
-
-
-def _usable_cpus() -> int:
-    """Number of CPUs this process may run on (its affinity mask, else ``os.cpu_count()``)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return max(1, os.cpu_count() or 1)
-
-
-def _context(start_method: str | None) -> multiprocessing.context.BaseContext:
-    methods = multiprocessing.get_all_start_methods()
-    if start_method is None:
-        start_method = "forkserver" if "forkserver" in methods else "spawn"
-    if start_method not in methods:
-        raise ValueError(f"start_method: expected one of {methods}, got {start_method!r}")
-    context = multiprocessing.get_context(start_method)
-    if start_method == "forkserver":
-        # The fork server imports statmorph & co. once and forks ready workers from then on
-        # (effective if this is the first forkserver pool of the session; "__main__" is the default).
-        context.set_forkserver_preload(["__main__", __name__])
-    return context
+def _measure_chunk(chunk: tuple[np.ndarray, Sequence[float | None]], options: Mapping[str, Any]
+                   ) -> list[dict[str, Any]]:
+    """Worker task: the rows of a chunk of stamps and their sky sigmas."""
+    stamps, sky_sigmas = chunk
+    return [_measure(s, sig, options) for s, sig in zip(stamps, sky_sigmas)]
 
 
 # --------------------------------------------------------------------------- table
@@ -387,7 +338,7 @@ def morphology(
     pixel_scale: float | None = None,
     gain: float | None = None,
     sky_sigma: float | Sequence[float] | np.ndarray | None = None,
-    n_workers: int | None = None,
+    n_jobs: int | None = None,
     progress: bool = True,
     include_sersic: bool = True,
     n_sigma: float = 1.5,
@@ -423,8 +374,9 @@ def morphology(
     sky_sigma : float or array (N,), optional
         Sky noise per pixel (one value or one per image); default the sigma-clipped standard
         deviation of each stamp. Also sets the detection threshold.
-    n_workers : int, optional
-        Processes to use; default the number of usable CPUs. 1 runs in this process, no pool.
+    n_jobs : int, optional
+        Processes to use; default 1 below 32 stamps (starting workers costs ~3 s once per session)
+        and all usable CPUs from there; -1 all CPUs; 1 runs in this process without a pool.
     progress : bool
         Show a progress bar (``tqdm.auto``).
     include_sersic : bool
@@ -480,40 +432,23 @@ def morphology(
     pixel_scale = check_positive(pixel_scale or _DEFAULT_PIXEL_SCALE, "pixel_scale")
     gain = None if gain is None else check_positive(gain, "gain")
     sigmas = _sky_sigmas(sky_sigma, n)
-    n_workers = _usable_cpus() if n_workers is None else check_positive_int(n_workers, "n_workers")
+    n_jobs = check_jobs(n_jobs, n, min_items=32)
     chunk_size = None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
     segmentation = {"n_sigma": check_positive(n_sigma, "n_sigma"),
                     "n_pixels": check_positive_int(n_pixels, "n_pixels"),
                     "deblend": bool(deblend), "contrast": check_positive(contrast, "contrast")}
     _check_statmorph_kwargs(statmorph_kwargs)
-    context = _context(start_method) if n_workers > 1 else None
     options = {"segmentation": segmentation, "gain": gain, "include_sersic": bool(include_sersic),
                "statmorph": dict(statmorph_kwargs)}
 
     stamps = np.ascontiguousarray(arr[:, channel])
-    n_workers = min(n_workers, n)
     if chunk_size is None:
-        chunk_size = max(1, min(16, math.ceil(n / (16 * n_workers))))
-    starts = range(0, n, chunk_size)
-    rows: list[dict[str, Any] | None] = [None] * n
-    with tqdm(total=n, desc="statmorph", unit="gal", disable=not progress) as bar:
-        if n_workers == 1:
-            for i in starts:
-                _, part = _measure_chunk(i, stamps[i:i + chunk_size], sigmas[i:i + chunk_size], options)
-                rows[i:i + len(part)] = part
-                bar.update(len(part))
-        else:
-            with ProcessPoolExecutor(n_workers, mp_context=context, initializer=_init_worker) as pool:
-                futures = [pool.submit(_measure_chunk, i, stamps[i:i + chunk_size],
-                                       sigmas[i:i + chunk_size], options) for i in starts]
-                try:
-                    for future in as_completed(futures):
-                        i, part = future.result()
-                        rows[i:i + len(part)] = part
-                        bar.update(len(part))
-                except BaseException:  # e.g. a notebook interrupt: drop the queued chunks
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
+        chunk_size = max(1, min(16, math.ceil(n / (16 * min(n_jobs, n)))))
+    chunks = [(stamps[i:i + chunk_size], sigmas[i:i + chunk_size]) for i in range(0, n, chunk_size)]
+    parts = map_chunks(partial(_measure_chunk, options=options), chunks, n_jobs=n_jobs,
+                       progress=progress, desc="statmorph", size=lambda c: len(c[0]),
+                       start_method=start_method, preload=[__name__], quiet=True)
+    rows = [row for part in parts for row in part]
     return _table(rows, pixel_scale)
 
 

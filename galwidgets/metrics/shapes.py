@@ -20,10 +20,9 @@ stamp, failed fit) gets NaN and a flag bit (:data:`SHAPE_FLAGS`), never an excep
 
 from __future__ import annotations
 
-import os
+import math
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -33,8 +32,8 @@ from astropy.modeling import fitting
 from astropy.modeling.models import Sersic2D
 from photutils.segmentation import SegmentationImage, SourceCatalog
 from scipy.special import gammaincinv
-from tqdm.auto import tqdm
 
+from .._parallel import check_jobs, map_chunks
 from .._validation import as_bands, as_images, check_finite, check_positive, check_positive_int
 from .segmentation import CentralSegmentation, central_segmap
 
@@ -91,24 +90,21 @@ def _survey_value(images: Any, attr: str, value: float | None, default: float) -
     return default if value is None else value
 
 
-def _check_n_jobs(n_jobs: int) -> int:
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or n_jobs == 0 or n_jobs < -1:
-        raise ValueError(f"n_jobs: expected a positive number of processes or -1 (all cores), got {n_jobs!r}")
-    return (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
+def _apply(chunk: np.ndarray, func: Callable[[np.ndarray], dict[str, float]]) -> list[dict[str, float]]:
+    return [func(stamp) for stamp in chunk]
 
 
 def _run(
-    func: Callable[..., dict[str, float]], stamps: np.ndarray, n_jobs: int, progress: bool, desc: str,
+    func: Callable[..., dict[str, float]], stamps: np.ndarray, n_jobs: int | None, progress: bool, desc: str,
     **kwargs: Any,
 ) -> list[dict[str, float]]:
-    """``func(stamp, **kwargs)`` for every stamp, in this process or a pool of ``n_jobs``."""
-    one = partial(func, **kwargs)
-    if n_jobs == 1 or len(stamps) == 1:
-        return [one(s) for s in tqdm(stamps, desc=desc, disable=not progress)]
-    chunksize = max(1, len(stamps) // (8 * n_jobs))
-    with ProcessPoolExecutor(n_jobs) as pool:
-        return list(tqdm(pool.map(one, stamps, chunksize=chunksize), total=len(stamps), desc=desc,
-                         disable=not progress))
+    """``func(stamp, **kwargs)`` for every stamp, in this process or the project's process pool."""
+    n_jobs = check_jobs(n_jobs, len(stamps), min_items=200)
+    chunk = max(1, min(64, math.ceil(len(stamps) / (8 * n_jobs))))
+    chunks = [stamps[i:i + chunk] for i in range(0, len(stamps), chunk)]
+    parts = map_chunks(partial(_apply, func=partial(func, **kwargs)), chunks, n_jobs=n_jobs,
+                       progress=progress, desc=desc, preload=[__name__])
+    return [row for part in parts for row in part]
 
 
 def _segment(
@@ -195,7 +191,7 @@ def isophotal_shapes(
     n_pixels: int = 5,
     deblend: bool = True,
     filter_fwhm: float | None = 3.0,
-    n_jobs: int = 1,
+    n_jobs: int | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Isophotal area, ellipticity and orientation of the central galaxy of each cutout.
@@ -236,8 +232,9 @@ def isophotal_shapes(
     filter_fwhm : float or None
         FWHM (pixels) of the Gaussian filter the detection runs on (Source Extractor's ``FILTER``);
         None detects on the unfiltered stamp. The area itself counts unfiltered pixels.
-    n_jobs : int
-        Processes (-1: all cores); one 64×64 stamp takes ~20-50 ms.
+    n_jobs : int, optional
+        Processes; default 1 below 200 stamps, else all usable CPUs; -1 all CPUs. One 64×64
+        stamp takes ~20-50 ms.
     progress : bool
         Show a progress bar.
 
@@ -255,7 +252,6 @@ def isophotal_shapes(
     pixel_scale = check_positive(_survey_value(images, "pixel_scale", pixel_scale, 0.262), "pixel_scale")
     zeropoint = check_finite(_survey_value(images, "zeropoint", zeropoint, 22.5), "zeropoint")
     n_pixels = check_positive_int(n_pixels, "n_pixels")
-    n_jobs = _check_n_jobs(n_jobs)
     if surface_brightness is not None:
         mu = check_finite(surface_brightness, "surface_brightness")
         n_sigma, sigma = 1.0, 10 ** (-0.4 * (mu - zeropoint)) * pixel_scale**2
@@ -411,7 +407,7 @@ def galaxy_fitting_loss(
     filter_fwhm: float | None = 3.0,
     oversample: int = 5,
     maxiter: int = 300,
-    n_jobs: int = 1,
+    n_jobs: int | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Fit one Sérsic profile to each galaxy and report how badly it fits.
@@ -456,8 +452,9 @@ def galaxy_fitting_loss(
         Sub-pixels per side for the model's central pixels; 1 samples pixel centres only.
     maxiter : int
         Maximum number of model evaluations of the fitter.
-    n_jobs : int
-        Processes (-1: all cores); one 64×64 fit takes ~20-50 ms.
+    n_jobs : int, optional
+        Processes; default 1 below 200 stamps, else all usable CPUs; -1 all CPUs. One 64×64 fit
+        takes ~20-50 ms.
     progress : bool
         Show a progress bar.
 
@@ -482,7 +479,6 @@ def galaxy_fitting_loss(
     n_pixels = check_positive_int(n_pixels, "n_pixels")
     oversample = check_positive_int(oversample, "oversample")
     maxiter = check_positive_int(maxiter, "maxiter")
-    n_jobs = _check_n_jobs(n_jobs)
     rows = _run(_fit_one, stamps, n_jobs, progress, "Sérsic fits", n_sigma=n_sigma, sky_sigma=sky_sigma,
                 sky=sky, n_pixels=n_pixels, deblend=deblend, filter_fwhm=filter_fwhm, oversample=oversample,
                 maxiter=maxiter)
