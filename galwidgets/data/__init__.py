@@ -14,7 +14,7 @@ from __future__ import annotations
 from .._lazy import attach
 
 _NAMES = {
-    "cartoons": ".cartoons:cartoons",
+    "cartoons": ".drawings:cartoons",
     "corruptions": ".corruptions",
     "add_satellite_trails": ".corruptions:add_satellite_trails",
     "observe": ".corruptions:observe",

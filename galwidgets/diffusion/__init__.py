@@ -1,7 +1,15 @@
-"""Diffusion processes: noise schedules, reverse-process samplers, forward models of observations."""
+"""Diffusion processes: noise schedules, reverse-process samplers, forward models of observations.
+
+Guided samplers (``inpaint``, ``sdedit``, ``dps``) are in :mod:`.samplers` like the plain ones;
+flux-space workflows built on them (``domain_transfer``, ``transfer_figure``) are here too.
+"""
 
 from . import operators, samplers
 from .samplers import ddim, ddpm, dps, inpaint, sdedit
 from .schedules import NoiseSchedule
+from .transfer import domain_transfer, transfer_figure
 
-__all__ = ["NoiseSchedule", "ddim", "ddpm", "dps", "inpaint", "operators", "samplers", "sdedit"]
+__all__ = [
+    "NoiseSchedule", "ddim", "ddpm", "domain_transfer", "dps", "inpaint", "operators", "samplers",
+    "sdedit", "transfer_figure",
+]
