@@ -24,7 +24,7 @@ import numpy as np
 from .._validation import check_finite, check_positive
 from .photometry import aperture_weights
 
-__all__ = ["prior_driven_mask", "variance_ratio", "variance_ratio_map"]
+__all__ = ["posterior_summary", "prior_driven_mask", "variance_ratio", "variance_ratio_map"]
 
 
 def _as_samples(samples: Any, name: str) -> np.ndarray:
@@ -187,3 +187,45 @@ def prior_driven_mask(posterior: Any, prior: Any, threshold: float = 0.5) -> np.
     ratio = variance_ratio_map(posterior, prior)
     with np.errstate(invalid="ignore"):
         return np.isfinite(ratio) & (ratio >= threshold)
+
+
+def posterior_summary(
+    samples: Any,
+    prior_samples: Any,
+    radius: float = 8.0,
+    center: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """Posterior mean, standard deviation and variance ratio of DPS samples of one or N galaxies.
+
+    Parameters
+    ----------
+    samples : array or torch.Tensor, (S, C, H, W) or (N, S, C, H, W)
+        Posterior samples in flux units (e.g. ``gw.samplers.dps(..., return_flux=True)``), at
+        least two per galaxy.
+    prior_samples : array or torch.Tensor, (S', C, H, W) or (N, S', C, H, W)
+        Unconditional samples of the same model in the same flux units (at least two).
+    radius : float
+        Aperture radius in pixels of the averaged ratio (see :func:`variance_ratio`).
+    center : (x, y), optional
+        Aperture centre; default the image centre.
+
+    Returns
+    -------
+    dict
+        ``mean`` and ``std`` (unbiased, ddof=1) of the posterior, ``(C, H, W)`` or
+        ``(N, C, H, W)``; ``variance_ratio_map`` (:func:`variance_ratio_map`, same shape);
+        ``variance_ratio`` (:func:`variance_ratio`: the band-averaged aperture mean, a float or
+        ``(N,)``) and ``variance_ratio_per_band`` (``(C,)`` or ``(N, C)``); ``n_samples``.
+    """
+    post = _as_samples(samples, "samples")
+    prior = _as_samples(prior_samples, "prior_samples")
+    ratio_map = variance_ratio_map(post, prior)
+    per_band = variance_ratio(post, prior, radius, center, per_band=True)
+    return {
+        "mean": post.mean(axis=-4),
+        "std": post.std(axis=-4, ddof=1),
+        "variance_ratio_map": ratio_map,
+        "variance_ratio": variance_ratio(post, prior, radius, center),
+        "variance_ratio_per_band": per_band,
+        "n_samples": int(post.shape[-4]),
+    }
