@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["as_bands", "as_images", "check_finite", "check_positive", "check_positive_int"]
+__all__ = ["as_bands", "as_images", "band_index", "check_finite", "check_positive", "check_positive_int"]
 
 
 def as_images(
@@ -100,3 +100,33 @@ def check_positive_int(value: Any, name: str) -> int:
     if value <= 0:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
     return int(value)
+
+
+def band_index(
+    band: str | int | None, bands: Sequence[str] | None, n_channels: int, images: Any = None
+) -> tuple[int, tuple[str, ...] | None]:
+    """Channel index of the band to measure, and the band names.
+
+    ``band`` is a name, a channel index (negative counts from the end) or None for ``"r"`` if
+    present, else the middle band. ``bands`` defaults to a Survey ``images``' bands, else
+    ``("g", "r", "z")`` for 3 channels; otherwise names are unknown (None) and only indices work.
+    """
+    if bands is None and hasattr(images, "bands") and hasattr(images, "images"):
+        bands = images.bands
+    if bands is None and n_channels == 3:
+        bands = ("g", "r", "z")
+    bands = None if bands is None else as_bands(bands, n_channels)
+    if band is None:
+        return (bands.index("r") if bands and "r" in bands else n_channels // 2), bands
+    if isinstance(band, int | np.integer) and not isinstance(band, bool):
+        if not -n_channels <= band < n_channels:
+            raise ValueError(f"band: index {band} is out of range for {n_channels} channels")
+        return int(band) % n_channels, bands
+    if not isinstance(band, str):
+        raise TypeError(f"band: expected a band name or channel index, got {type(band).__name__} {band!r}")
+    if bands is None:
+        raise ValueError(f"band: {band!r} given but the band names of these {n_channels}-channel images "
+                         "are unknown; pass bands=... or a channel index")
+    if band not in bands:
+        raise ValueError(f"band: expected one of {bands} or a channel index, got {band!r}")
+    return bands.index(band), bands

@@ -30,7 +30,7 @@ import pandas as pd
 import statmorph
 
 from .._parallel import check_jobs, map_chunks
-from .._validation import as_bands, as_images, check_positive, check_positive_int
+from .._validation import as_images, band_index, check_positive, check_positive_int
 from .segmentation import central_segmap
 
 __all__ = [
@@ -287,23 +287,6 @@ def _measure_chunk(chunk: tuple[np.ndarray, Sequence[float | None]], options: Ma
 # --------------------------------------------------------------------------- table
 
 
-def _choose_band(band: str | int | None, bands: tuple[str, ...] | None, n_channels: int) -> int:
-    """Channel index of ``band`` (a name, an index, or None for "r"/the middle band)."""
-    if band is None:
-        return bands.index("r") if bands and "r" in bands else n_channels // 2
-    if isinstance(band, (int, np.integer)) and not isinstance(band, bool):
-        if not 0 <= band < n_channels:
-            raise ValueError(f"band: channel index {band} is out of range for {n_channels} channels")
-        return int(band)
-    if not isinstance(band, str):
-        raise TypeError(f"band: expected a band name or channel index, got {type(band).__name__} {band!r}")
-    if bands is None:
-        raise ValueError(f"band: {band!r} given but the band names are unknown; pass bands=... or an index")
-    if band not in bands:
-        raise ValueError(f"band: {band!r} is not one of the bands {bands}")
-    return bands.index(band)
-
-
 def _sky_sigmas(sky_sigma: Any, n: int) -> list[float | None]:
     if sky_sigma is None:
         return [None] * n
@@ -420,15 +403,10 @@ def morphology(
     (Rodriguez-Gomez et al. 2019 recommend ``flag == 0`` for the most reliable values).
     """
     if hasattr(images, "bands") and hasattr(images, "images"):
-        bands = bands or images.bands
         pixel_scale = pixel_scale or images.pixel_scale
     arr = as_images(images, "images", allow_nan=True)
     n, n_channels = arr.shape[:2]
-    if bands is not None:
-        bands = as_bands(bands, n_channels)
-    elif n_channels == 3:
-        bands = ("g", "r", "z")
-    channel = _choose_band(band, bands, n_channels)
+    channel, _ = band_index(band, bands, n_channels, images)
     pixel_scale = check_positive(pixel_scale or _DEFAULT_PIXEL_SCALE, "pixel_scale")
     gain = None if gain is None else check_positive(gain, "gain")
     sigmas = _sky_sigmas(sky_sigma, n)

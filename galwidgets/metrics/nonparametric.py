@@ -56,7 +56,7 @@ import torch
 from scipy import ndimage as ndi
 from tqdm.auto import tqdm
 
-from .._validation import as_bands, as_images, check_positive, check_positive_int
+from .._validation import as_images, band_index, check_positive, check_positive_int
 from .segmentation import central_segmap
 
 __all__ = ["NONPARAMETRIC_FLAGS", "gini", "gini_m20", "m20"]
@@ -565,24 +565,6 @@ def _measure(
 # public entry point
 
 
-def _pick_band(images: Any, band: str | int | None, bands: Sequence[str] | None, n_channels: int) -> int:
-    if hasattr(images, "bands") and hasattr(images, "images"):
-        bands = bands or images.bands
-    if isinstance(band, (int, np.integer)) and not isinstance(band, bool):
-        if not 0 <= band < n_channels:
-            raise ValueError(f"band: index {band} is out of range for {n_channels} channels")
-        return int(band)
-    if bands is None:
-        if band is None and n_channels == 1:
-            return 0
-        bands = ("g", "r", "z")
-    bands = as_bands(bands, n_channels)
-    band = band if band is not None else ("r" if "r" in bands else bands[len(bands) // 2])
-    if not isinstance(band, str) or band not in bands:
-        raise ValueError(f"band: expected one of {bands} or a channel index, got {band!r}")
-    return bands.index(band)
-
-
 def gini_m20(
     images: Any,
     band: str | int | None = None,
@@ -649,7 +631,7 @@ def gini_m20(
     busy CPU cores (``benchmarks/bench_morphology.py``).
     """
     arr = as_images(images, "images", allow_nan=True)
-    channel = _pick_band(images, band, bands, arr.shape[1])
+    channel, _ = band_index(band, bands, arr.shape[1], images)
     n_sigma = check_positive(n_sigma, "n_sigma")
     n_pixels = check_positive_int(n_pixels, "n_pixels")
     batch_size = check_positive_int(batch_size, "batch_size")

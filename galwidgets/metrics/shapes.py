@@ -34,7 +34,7 @@ from photutils.segmentation import SegmentationImage, SourceCatalog
 from scipy.special import gammaincinv
 
 from .._parallel import check_jobs, map_chunks
-from .._validation import as_bands, as_images, check_finite, check_positive, check_positive_int
+from .._validation import as_images, band_index, check_finite, check_positive, check_positive_int
 from .segmentation import CentralSegmentation, central_segmap
 
 __all__ = ["SHAPE_FLAGS", "galaxy_fitting_loss", "isophotal_shapes"]
@@ -62,26 +62,10 @@ def _select_band(
     images: Any, band: str | int | None, bands: Sequence[str] | None
 ) -> tuple[np.ndarray, str]:
     """The ``(N, H, W)`` float64 stamps of one band and its name."""
-    if bands is None and hasattr(images, "bands") and hasattr(images, "images"):
-        bands = images.bands
     arr = as_images(images, "images", allow_nan=True)
-    c = arr.shape[1]
-    if bands is None:
-        bands = ("g", "r", "z") if c == 3 else tuple(str(i) for i in range(c))
-    bands = as_bands(bands, c)
-    if band is None:
-        band = "r" if "r" in bands else bands[c // 2]
-    if isinstance(band, int | np.integer) and not isinstance(band, bool):
-        if not -c <= band < c:
-            raise ValueError(f"band: index {band} is out of range for {c} bands {bands}")
-        index = int(band) % c
-    elif isinstance(band, str):
-        if band not in bands:
-            raise ValueError(f"band: {band!r} is not one of {bands}")
-        index = bands.index(band)
-    else:
-        raise TypeError(f"band: expected a band name or index, got {type(band).__name__} {band!r}")
-    return arr[:, index].astype(np.float64), bands[index]
+    index, bands = band_index(band, bands, arr.shape[1], images)
+    name = bands[index] if bands else str(index)
+    return arr[:, index].astype(np.float64), name
 
 
 def _survey_value(images: Any, attr: str, value: float | None, default: float) -> float:
