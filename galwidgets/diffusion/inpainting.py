@@ -283,10 +283,8 @@ def inpaint(
         eps, x0 = samplers.denoise(model, schedule, x, t_batch, cond, guidance, autocast, clip_x0)
         if callback is not None:
             callback({"i": calls, "t": t, "x": x, "x0_pred": x0})
-        sigma = eta * ((1 - a_q) / (1 - a_p) * (1 - a_p / a_q)).sqrt()
-        x = a_q.sqrt().float() * x0 + (1 - a_q - sigma**2).clamp(min=0).sqrt().float() * eps
-        if eta > 0 and q < steps:
-            x = x + sigma.float() * samplers._randn(shape, generator, device)
+        noise = samplers._randn(shape, generator, device) if eta > 0 and q < steps else None
+        x = samplers.ddim_step(x0, eps, a_p, a_q, eta, noise)
         if q < steps or paste:
             x = replace(x, q)
         calls += 1

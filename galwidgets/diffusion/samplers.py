@@ -20,7 +20,8 @@ from .._device import bf16_is_fast
 from .schedules import NoiseSchedule
 
 __all__ = [
-    "compiled", "ddim", "ddim_timesteps", "ddpm", "denoise", "dps", "inpaint", "model_output", "sdedit",
+    "compiled", "ddim", "ddim_step", "ddim_timesteps", "ddpm", "denoise", "dps", "inpaint", "model_output",
+    "sdedit",
 ]
 
 Callback = Callable[[dict], None]
@@ -157,6 +158,21 @@ def ddim_timesteps(T: int, steps: int) -> torch.Tensor:
     return torch.linspace(T - 1, 0, steps, dtype=torch.float64).round().long()
 
 
+def ddim_step(
+    x0: torch.Tensor, eps: torch.Tensor, a_t: torch.Tensor, a_prev: torch.Tensor, eta: float = 0.0,
+    noise: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One DDIM update from ``x_t`` to ``x_prev`` given ``(x̂_0, ε)`` (Song et al. 2021, eq. 12).
+
+    ``a_t``, ``a_prev`` are ᾱ at the two timesteps (``a_prev = 1`` for the last step); the noise
+    scale is ``σ = η sqrt((1 - ᾱ_prev) / (1 - ᾱ_t)) sqrt(1 - ᾱ_t / ᾱ_prev)`` (eq. 16), applied to
+    ``noise`` when given (pass None for η = 0 or the last step).
+    """
+    sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).sqrt()
+    x = a_prev.sqrt().float() * x0 + (1 - a_prev - sigma**2).clamp(min=0).sqrt().float() * eps
+    return x if noise is None else x + sigma.float() * noise
+
+
 @torch.no_grad()
 def ddim(
     model: torch.nn.Module,
@@ -230,12 +246,9 @@ def ddim(
         eps, x0 = denoise(model, schedule, x, t_batch, cond, guidance, autocast, clip_x0)
         if callback is not None:
             callback({"i": i, "t": t, "x": x, "x0_pred": x0})
-        a_t = a_bar[t]
         a_prev = a_bar[timesteps[i + 1]] if i + 1 < len(timesteps) else a_bar.new_tensor(1.0)
-        sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).sqrt()
-        x = a_prev.sqrt().float() * x0 + (1 - a_prev - sigma**2).clamp(min=0).sqrt().float() * eps
-        if eta > 0 and i + 1 < len(timesteps):
-            x = x + sigma.float() * _randn(x.shape, generator, device)
+        noise = _randn(x.shape, generator, device) if eta > 0 and i + 1 < len(timesteps) else None
+        x = ddim_step(x0, eps, a_bar[t], a_prev, eta, noise)
     return x.contiguous()
 
 
