@@ -108,6 +108,7 @@ def variance_ratio(
     center: tuple[float, float] | None = None,
     *,
     per_band: bool = False,
+    reference: str = "flux",
 ) -> float | np.ndarray:
     """Mean posterior-to-prior variance ratio in a centred circular aperture.
 
@@ -129,6 +130,33 @@ def variance_ratio(
         Aperture centre in zero-based pixels; default the image centre ``((W-1)/2, (H-1)/2)``.
     per_band : bool
         Return one value per band instead of the mean over bands.
+    reference : {"flux", "matched"}
+        What the posterior variance is compared with. ``"flux"``: the unconditional prior
+        samples as they are. ``"matched"``: prior samples of the posterior's brightness: each
+        prior sample ``k`` is rescaled by ``F / F_k``, the aperture flux (summed over bands) of
+        the posterior mean over its own, so the reference is ``F² Var_prior[x / F_k]``, the
+        spread of the prior's galaxy *shapes* at the observed galaxy's flux (see Notes).
+
+    Notes
+    -----
+    In flux units the plain ratio mixes two things: how well the data constrain the galaxy's
+    brightness and how well they constrain its shape. A fainter observation of the same galaxy
+    still rules out all bright galaxies, so the posterior variance in flux falls with the
+    galaxy's flux while the unconditional prior variance (dominated by the prior's bright
+    galaxies) is fixed: the plain ratio *decreases* as galaxies get fainter, although their
+    reconstructions are ever more prior-driven. In the DPS deconvolution study (Spagnoletti et al.
+    2024, "Bayesian deconvolution of astronomical images with diffusion models: quantifying
+    prior-driven features in reconstructions", Table 2) the ratio instead rises with magnitude:
+    once images are normalised in brightness, the prior is a distribution of galaxy shapes and a
+    fainter galaxy only means a noisier observation. ``"matched"`` gives
+    that comparison in flux units: the prior is asked what galaxies *of this brightness* look
+    like, so a ratio near 1 means the data did not pin down the shape beyond what the prior
+    already says at that flux. The prior samples are normalised one by one (by their own flux)
+    while the posterior keeps its spread in flux, so an uncertain total flux also counts as
+    uncertainty. Values above 1 occur for galaxies near the noise: a noisy or noise-trained
+    model's pixel noise does not shrink with the galaxy's flux, while the matched prior's does.
+    Prior samples with aperture flux <= 0 are left out (at least two must remain); where the
+    posterior mean's aperture flux is <= 0 the ratio is NaN.
 
     Returns
     -------
@@ -138,8 +166,13 @@ def variance_ratio(
         0) are left out of the mean; a band with no defined pixel in the aperture is NaN, and so is
         the band mean then.
     """
-    var_post, var_prior, batched = _variances(posterior, prior)
-    ratio = _ratio(var_post, var_prior)
+    if reference not in ("flux", "matched"):
+        raise ValueError(f"reference: expected 'flux' or 'matched', got {reference!r}")
+    if reference == "matched":
+        ratio, batched = _matched_ratio(posterior, prior, radius, center)
+    else:
+        var_post, var_prior, batched = _variances(posterior, prior)
+        ratio = _ratio(var_post, var_prior)
     if not batched:
         ratio = ratio[None]
     h, w = ratio.shape[-2:]
@@ -165,6 +198,45 @@ def variance_ratio(
     if batched:
         return values
     return values[0] if per_band else float(values[0])
+
+
+def _aperture(shape: tuple[int, int], radius: float, center: Any) -> np.ndarray:
+    h, w = shape
+    radius = check_positive(radius, "radius")
+    if center is None:
+        center = ((w - 1) / 2, (h - 1) / 2)
+    cx, cy = (check_finite(center[0], "center"), check_finite(center[1], "center"))
+    if cx - radius < -0.5 or cy - radius < -0.5 or cx + radius > w - 0.5 or cy + radius > h - 0.5:
+        raise ValueError(
+            f"radius: a {radius} px aperture at (x, y) = ({cx}, {cy}) does not fit {h}x{w} images"
+        )
+    return aperture_weights((h, w), radius, (cx, cy))
+
+
+def _matched_ratio(posterior: Any, prior: Any, radius: float, center: Any) -> tuple[np.ndarray, bool]:
+    """Ratio map against brightness-matched prior samples (``reference="matched"``)."""
+    post = _as_samples(posterior, "posterior")
+    pri = _as_samples(prior, "prior")
+    _variances(post, pri)  # shape checks
+    batched = post.ndim == 5
+    if not batched:
+        post = post[None]
+    if pri.ndim == 4:
+        pri = np.broadcast_to(pri[None], (len(post), *pri.shape))
+    weights = _aperture(post.shape[-2:], radius, center)
+    out = np.full((len(post), *post.shape[-3:]), np.nan)
+    for n in range(len(post)):
+        flux_post = float(np.einsum("chw,hw->", post[n].mean(axis=0), weights))
+        flux_prior = np.einsum("schw,hw->s", pri[n], weights)
+        keep = flux_prior > 0
+        if keep.sum() < 2:
+            raise ValueError(f"prior: expected at least 2 samples with positive aperture flux to match "
+                             f"brightness, got {int(keep.sum())}")
+        if not flux_post > 0:
+            continue
+        shapes = pri[n][keep] / flux_prior[keep, None, None, None]
+        out[n] = _ratio(np.var(post[n], axis=0, ddof=1), flux_post**2 * np.var(shapes, axis=0, ddof=1))
+    return (out if batched else out[0]), batched
 
 
 def prior_driven_mask(posterior: Any, prior: Any, threshold: float = 0.5) -> np.ndarray:
@@ -194,6 +266,8 @@ def posterior_summary(
     prior_samples: Any,
     radius: float = 8.0,
     center: tuple[float, float] | None = None,
+    *,
+    reference: str = "flux",
 ) -> dict[str, Any]:
     """Posterior mean, standard deviation and variance ratio of DPS samples of one or N galaxies.
 
@@ -208,6 +282,11 @@ def posterior_summary(
         Aperture radius in pixels of the averaged ratio (see :func:`variance_ratio`).
     center : (x, y), optional
         Aperture centre; default the image centre.
+    reference : {"flux", "matched"}
+        Prior reference of ``variance_ratio_map`` / ``variance_ratio`` (see
+        :func:`variance_ratio`). ``"matched"`` (prior samples at the posterior's brightness) is
+        the one that grows as galaxies get fainter, as in the DPS deconvolution study; ``"flux"``
+        compares with the unconditional prior as is.
 
     Returns
     -------
@@ -219,13 +298,17 @@ def posterior_summary(
     """
     post = _as_samples(samples, "samples")
     prior = _as_samples(prior_samples, "prior_samples")
-    ratio_map = variance_ratio_map(post, prior)
-    per_band = variance_ratio(post, prior, radius, center, per_band=True)
+    if reference == "matched":
+        ratio_map = _matched_ratio(post, prior, radius, center)[0]
+    else:
+        ratio_map = variance_ratio_map(post, prior)
+    per_band = variance_ratio(post, prior, radius, center, per_band=True, reference=reference)
     return {
         "mean": post.mean(axis=-4),
         "std": post.std(axis=-4, ddof=1),
         "variance_ratio_map": ratio_map,
-        "variance_ratio": variance_ratio(post, prior, radius, center),
+        "variance_ratio": variance_ratio(post, prior, radius, center, reference=reference),
+        "reference": reference,
         "variance_ratio_per_band": per_band,
         "n_samples": int(post.shape[-4]),
     }
