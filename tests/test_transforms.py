@@ -110,3 +110,13 @@ def test_clipminmax_fit_bad_inputs():
         gw.data.ClipMinMax.fit(images[:1])  # one galaxy: nothing to cluster
     with pytest.raises(ValueError, match="images"):
         gw.data.ClipMinMax.fit(-np.abs(images))  # no positive flux
+
+
+@pytest.mark.parametrize("norm", [gw.data.ClipMinMax(5.5), gw.data.AsinhStretch(0.01, 10.0)])
+def test_inverse_without_clip_extends_smoothly_and_keeps_gradients(norm):
+    x = torch.tensor([[[[0.5, 1.0, 1.2]]]], requires_grad=True)
+    clipped, free = norm.inverse(x), norm.inverse(x, clip=False)
+    assert torch.equal(clipped[..., :2], free[..., :2])  # identical inside [-1, 1]
+    assert free[..., 2] > clipped[..., 2]  # beyond it, continues instead of saturating
+    free.sum().backward()
+    assert (x.grad > 0).all()  # every pixel gets a gradient (the clip would zero the last one)

@@ -56,7 +56,9 @@ class Normalizer:
     def forward(self, images: ArrayLike) -> ArrayLike:
         raise NotImplementedError
 
-    def inverse(self, x: ArrayLike) -> ArrayLike:
+    def inverse(self, x: ArrayLike, clip: bool = True) -> ArrayLike:
+        """Model space back to flux; ``clip=False`` skips clipping ``x`` to ``[-1, 1]`` first (so
+        gradients reach every pixel, e.g. for posterior sampling)."""
         raise NotImplementedError
 
     def to_config(self) -> dict:
@@ -175,9 +177,10 @@ class ClipMinMax(Normalizer):
         a = _per_channel(self.clip, images)
         return _like(2 * _lib(images).clip(images, 0 * a, a) / a - 1, images)
 
-    def inverse(self, x: ArrayLike) -> ArrayLike:
+    def inverse(self, x: ArrayLike, clip: bool = True) -> ArrayLike:
         a = _per_channel(self.clip, x)
-        return _like((_lib(x).clip(x, -1, 1) + 1) / 2 * a, x)
+        x = _lib(x).clip(x, -1, 1) if clip else x
+        return _like((x + 1) / 2 * a, x)
 
 
 class AsinhStretch(Normalizer):
@@ -247,10 +250,10 @@ class AsinhStretch(Normalizer):
         y = lib.arcsinh(lib.clip(images, self.lower * s, _per_channel(self.upper, images)) / s)
         return _like(y / top, images)
 
-    def inverse(self, x: ArrayLike) -> ArrayLike:
+    def inverse(self, x: ArrayLike, clip: bool = True) -> ArrayLike:
         s, top = self._scales(x)
         lib = _lib(x)
-        return _like(lib.sinh(lib.clip(x, -1, 1) * top) * s, x)
+        return _like(lib.sinh((lib.clip(x, -1, 1) if clip else x) * top) * s, x)
 
 
 _NORMALIZERS = {cls.__name__: cls for cls in (ClipMinMax, AsinhStretch)}

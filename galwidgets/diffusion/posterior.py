@@ -25,22 +25,9 @@ Callback = Callable[[dict], None]
 def model_to_flux(normalizer: Any, x: torch.Tensor) -> torch.Tensor:
     """``normalizer.inverse(x)`` without its clip to ``[-1, 1]``, so gradients flow everywhere.
 
-    The normalizers' ``inverse`` clips model-space values to ``[-1, 1]`` first, which zeroes the
-    gradient of every pixel outside that range. Here :class:`~galwidgets.data.AsinhStretch`
-    (``sinh(x · asinh(upper/s)) · s``) and :class:`~galwidgets.data.ClipMinMax` (``(x + 1) / 2 ·
-    A``) are applied without the clip; other normalizers (or None: the identity) fall back to
-    their own ``inverse``.
+    The clip would zero the gradient of every pixel outside ``[-1, 1]``; None is the identity.
     """
-    from ..data.transforms import AsinhStretch, ClipMinMax, _per_channel
-
-    if normalizer is None:
-        return x
-    if isinstance(normalizer, AsinhStretch):
-        s, top = normalizer._scales(x)
-        return torch.sinh(x * top) * s
-    if isinstance(normalizer, ClipMinMax):
-        return (x + 1) / 2 * _per_channel(normalizer.clip, x)
-    return normalizer.inverse(x)
+    return x if normalizer is None else normalizer.inverse(x, clip=False)
 
 
 def model_noise_sigma(normalizer: Any, sky_sigma: Any) -> np.ndarray:
