@@ -11,7 +11,29 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["as_bands", "as_images", "band_index", "check_finite", "check_positive", "check_positive_int"]
+__all__ = [
+    "as_bands", "as_images", "as_real_array", "band_index", "check_finite", "check_positive",
+    "check_positive_int",
+]
+
+
+def as_real_array(data: Any, name: str) -> np.ndarray:
+    """``data`` (a Survey, a torch tensor or array-like) as a real numeric numpy array, any shape.
+
+    Raises ``TypeError`` naming ``name`` for non-numeric or complex input.
+    """
+    if hasattr(data, "images") and hasattr(data, "bands"):  # a Survey
+        data = data.images
+    if hasattr(data, "detach"):  # torch tensor
+        data = data.detach().cpu()
+        data = (data.float() if str(data.dtype) == "torch.bfloat16" else data).numpy()  # numpy has no bf16
+    try:
+        arr = np.asarray(data)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise TypeError(f"{name}: expected an array, got {type(data).__name__}") from exc
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
+    return arr
 
 
 def as_images(
@@ -37,16 +59,7 @@ def as_images(
     ValueError
         If it is not 4-D, is empty, has the wrong number of channels or holds NaN/inf.
     """
-    if hasattr(images, "images") and hasattr(images, "bands"):  # a Survey
-        images = images.images
-    if hasattr(images, "detach"):  # torch tensor
-        images = images.detach().cpu().float().numpy()
-    try:
-        arr = np.asarray(images)
-    except Exception as exc:  # pragma: no cover - exotic inputs
-        raise TypeError(f"{name}: expected an array of flux images, got {type(images).__name__}") from exc
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise TypeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
+    arr = as_real_array(images, name)
     if arr.ndim != 4:
         raise ValueError(
             f"{name}: expected a 4-D array shaped (N, C, H, W), got {arr.ndim}-D shape {arr.shape}"

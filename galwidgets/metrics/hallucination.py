@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_finite, check_positive
+from .._validation import as_real_array, check_finite, check_positive
 from .photometry import aperture_weights
 
 __all__ = ["posterior_summary", "prior_driven_mask", "variance_ratio", "variance_ratio_map"]
@@ -29,16 +29,7 @@ __all__ = ["posterior_summary", "prior_driven_mask", "variance_ratio", "variance
 
 def _as_samples(samples: Any, name: str) -> np.ndarray:
     """``samples`` as a float64 array of 4 (S, C, H, W) or 5 (N, S, C, H, W) dimensions."""
-    if hasattr(samples, "images") and hasattr(samples, "bands"):  # a Survey of samples
-        samples = samples.images
-    if hasattr(samples, "detach"):  # torch tensor
-        samples = samples.detach().cpu().double().numpy()
-    try:
-        arr = np.asarray(samples)
-    except Exception as exc:  # pragma: no cover - exotic inputs
-        raise TypeError(f"{name}: expected an array of samples, got {type(samples).__name__}") from exc
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise TypeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
+    arr = as_real_array(samples, name)
     if arr.ndim not in (4, 5):
         raise ValueError(
             f"{name}: expected samples shaped (S, C, H, W) or (N, S, C, H, W), got {arr.ndim}-D shape "
