@@ -64,25 +64,23 @@ def mock(ckpt, args) -> None:
     print(f"RMS residual vs truth: posterior mean {rms_post:.4f}, observation {rms_obs:.4f}, ratio "
           f"{rms_post / rms_obs:.3f}")
 
-    print("\n== 2. variance ratio vs magnitude (same galaxy, same noise) ==")
-    t0 = time.perf_counter()
-    prior = gw.samplers.ddim(ckpt.model, ckpt.schedule, (args.prior, 3, 64, 64), steps=args.steps,
-                             generator=torch.Generator().manual_seed(99), progress=False, autocast=False)
-    prior = ckpt.normalizer.inverse(prior).numpy()
-    print(f"{args.prior} prior samples ({args.steps} DDIM steps): {time.perf_counter() - t0:.1f} s")
+    print("\n== 2. variance ratio vs magnitude (same galaxy, same noise; gw.diffusion.deconvolve recipe: "
+          "early stop at the prior's noise level + data step with discrepancy stop) ==")
     noise = y - op(torch.from_numpy(truth)).numpy()
     print(" dmag  chi2_mean  ratio(matched)  per band (g r z)         ratio(flux)  wall s")
-    ratios, plain = [], []
+    ratios, plain, prior = [], [], None
     for dmag in np.arange(0, 6.01, 1.2):
-        faint = op(torch.from_numpy(truth * 10 ** (-0.4 * dmag))).numpy() + noise
-        x, dt = run_dps(ckpt, faint, op, SIGMA, args)
-        s = gw.metrics.posterior_summary(x, prior, radius=8, reference="matched")
-        plain.append(gw.metrics.variance_ratio(x, prior, radius=8))
-        c = chi2(faint, op(torch.from_numpy(s["mean"][None].astype(np.float32))).numpy(),
-                 SIGMA[:, None, None])
-        ratios.append(s["variance_ratio"])
-        print(f"{dmag:5.1f}  {c:9.3f}  {s['variance_ratio']:14.3f}  "
-              f"{np.round(s['variance_ratio_per_band'], 3).tolist()!s:25}  {plain[-1]:11.3f}  {dt:6.1f}")
+        faint = (op(torch.from_numpy(truth * 10 ** (-0.4 * dmag))).numpy() + noise)[0]
+        t0 = time.perf_counter()
+        r = gw.diffusion.deconvolve(ckpt, faint, op, SIGMA, n_samples=args.samples, n_prior=args.prior,
+                                    steps=args.steps, weights=None, prior=prior, progress=False)
+        dt = time.perf_counter() - t0
+        prior = r.prior
+        per_band = gw.metrics.variance_ratio(r.samples, prior, radius=8, reference="matched", per_band=True)
+        plain.append(gw.metrics.variance_ratio(r.samples, prior, radius=8))
+        ratios.append(r.variance_ratio)
+        print(f"{dmag:5.1f}  {r.chi2:9.3f}  {r.variance_ratio:14.3f}  "
+              f"{np.round(per_band, 3).tolist()!s:25}  {plain[-1]:11.3f}  {dt:6.1f}")
     mono = all(b > a for a, b in itertools.pairwise(ratios))
     print(f"plain flux ratio (unconditional prior) {np.round(plain, 3).tolist()}: monotonic increase: "
           f"{all(b > a for a, b in itertools.pairwise(plain))}")
@@ -133,9 +131,9 @@ def hsc(ckpt, args) -> None:
         return
     sigma_m = float(model_noise_sigma(ckpt.normalizer, SIGMA).max())
     t_stop = noise_timestep(ckpt.schedule, sigma_m)
-    print(f"likelihood sigma_y = observed sky noise; neighbours masked; stop at t={t_stop} (diffusion noise "
-          f"= the prior's own pixel noise {sigma_m:.3f} in model space), x0_hat conditioned on y "
-          f"(data_step); zeta {args.hsc_zeta}")
+    print(f"gw.diffusion.deconvolve: likelihood sigma_y = observed sky noise; neighbours masked; stop at "
+          f"t={t_stop} (diffusion noise = the prior's own pixel noise {sigma_m:.3f} in model space), "
+          f"x0_hat conditioned on y (data step, discrepancy stop at chi2 1); zeta {args.hsc_zeta or 'auto'}")
     print(" galaxy  z       crop  sigma_y (counts)        chi2_seg(obs σ)  per band            "
           "chi2_all(obs σ)  masked px  seg px  | old: DPS samples, σ_eff: chi2_seg(obs σ) chi2_seg(σ_eff)"
           "  wall s")
@@ -160,16 +158,14 @@ def hsc(ckpt, args) -> None:
         seg = gw.metrics.central_segmap(y[1]).central
         weights = neighbour_weights(y)
         t0 = time.perf_counter()
-        x = gw.samplers.dps(ckpt, None, y, op, sigma_obs, n_samples=args.samples, steps=args.steps,
-                            zeta=args.hsc_zeta, weights=weights, t_stop=t_stop, output="x0_hat",
-                            data_step=True, generator=torch.Generator().manual_seed(0), progress=False,
-                            return_flux=True).numpy()
-        mean = op(torch.from_numpy(x.mean(0, keepdims=True))).numpy()[0]
-        r2 = ((y - mean) / sigma_obs[:, None, None]) ** 2
-        c_obs = float(r2[:, seg].mean())
-        c_all = float(r2[:, weights > 0].mean())
+        r = gw.diffusion.deconvolve(ckpt, y, op, sigma_obs, n_samples=args.samples, n_prior=args.prior,
+                                    steps=args.steps, zeta=args.hsc_zeta, weights=weights, progress=False)
+        r2 = r.residual ** 2
+        c_obs = float(np.nanmean(r2[:, seg]))
+        c_all = r.chi2
         verdicts.append(0.5 <= c_obs <= 3)
         dt = time.perf_counter() - t0
+        print(f"         variance ratio {r.variance_ratio:.2f}; zeta {r.settings['zeta']:.2e}")
         old = ""
         if not args.skip_old:
             xo, _ = run_dps(ckpt, y, op, sigma_eff, args)
@@ -191,8 +187,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4, help="posterior samples per observation")
     parser.add_argument("--prior", type=int, default=8, help="prior samples for the variance ratio")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--hsc-zeta", type=float, default=0.001,
-                        help="DPS step size against HSC's observed noise (5-20x below the prior's)")
+    parser.add_argument("--hsc-zeta", type=float, default=None,
+                        help="DPS step size against HSC (default: deconvolve's depth-scaled step)")
     parser.add_argument("--skip-hsc", action="store_true")
     parser.add_argument("--skip-old", action="store_true", help="skip the sigma_eff DPS-sample comparison")
     parser.add_argument("--only", choices=["mock", "cost", "hsc"], default=None)

@@ -272,3 +272,24 @@ def test_matched_variance_ratio_grows_as_the_galaxy_fades():
     assert summary["variance_ratio"] == pytest.approx(matched[-1]) and summary["reference"] == "matched"
     with pytest.raises(ValueError, match="reference"):
         gw.metrics.variance_ratio(post, prior, reference="shape")
+
+
+def test_data_step_stops_at_the_discrepancy_level(tiny, observation):
+    """Morozov's discrepancy stop: each sample's fit stops once its χ²_ν reaches the target, so a
+    higher target leaves a larger misfit; None fits to convergence (below the noise)."""
+    y, op = observation
+    kw = dict(n_samples=2, steps=6, zeta=0.01, t_stop=25, output="x0_hat", return_flux=True,
+              data_step=True, progress=False)
+
+    def chi2(x):
+        r = ((torch.from_numpy(y) - op(x)) / 0.02) ** 2
+        return r.flatten(1).mean(1).numpy()
+
+    runs = {target: chi2(gw.samplers.dps(tiny, None, y, op, 0.02, data_chi2=target,
+                                         generator=torch.Generator().manual_seed(7), **kw))
+            for target in (None, 1.0, 3.0)}
+    assert np.all(runs[None] < 0.9)  # converged: the noise is fitted too
+    assert np.all((runs[1.0] <= 1.0) & (runs[1.0] > 0.9 * runs[None]))
+    assert np.all(runs[1.0] > runs[None]) and np.all((runs[3.0] <= 3.0) & (runs[3.0] > runs[1.0]))
+    with pytest.raises(ValueError, match="data_chi2"):
+        gw.samplers.dps(tiny, None, y, op, 0.02, data_chi2=0.0, **kw)

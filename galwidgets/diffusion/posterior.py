@@ -91,6 +91,7 @@ def gaussian_data_step(
     y: torch.Tensor,
     inv_sigma: torch.Tensor,
     iterations: int = 100,
+    chi2_target: float | None = 1.0,
 ) -> torch.Tensor:
     """Mean of ``p(x_0 | x_t, y)`` under a Gaussian approximation of ``p(x_0 | x_t)``, in flux.
 
@@ -104,7 +105,18 @@ def gaussian_data_step(
 
     solved here by conjugate gradients from ``F(x̂_0)``. Modes the data determine (the galaxy's
     light at the PSF's resolution) are fitted to the noise level; modes it does not (below the
-    PSF, masked pixels) keep the prior's estimate. Returns flux images (float64).
+    PSF, masked pixels) keep the prior's estimate.
+
+    *Discrepancy stop.* When the observation is much deeper than the prior's own noise (a
+    DESI-trained prior against HSC data), ``τ`` is far above ``σ_y`` and the exact solution fits
+    the noise too (χ²_ν well below 1). With ``chi2_target`` each sample's iterations stop once its
+    reduced χ² over the fitted pixels (``w > 0``) reaches that value: Morozov's discrepancy
+    principle (Morozov 1966), with the conjugate-gradient iteration count as the regulariser
+    (Hanke 1995, "Conjugate gradient type methods for ill-posed problems"). Early CG iterates
+    hold the smooth, well-determined modes; the noise-fitting ones come last. Samples that start
+    below the target are not moved. None solves to convergence.
+
+    Returns flux images (float64).
     """
     x0 = x0.detach().double().requires_grad_(True)
     with torch.enable_grad():
@@ -115,21 +127,31 @@ def gaussian_data_step(
     prec = 1.0 / tau2.clamp(min=1e-30)
     w = inv_sigma.double() ** 2
     y = y.double()
+    n_fit = (w > 0).flatten(1).sum(1).double().clamp(min=1)
+    target = float("-inf") if chi2_target is None else float(chi2_target)
 
-    def normal(v):
-        return _adjoint(operator, w * operator(v).double(), tuple(v.shape)) + prec * v
+    def adjoint(v):
+        return _adjoint(operator, v, tuple(m.shape))
 
-    rhs = _adjoint(operator, w * (y - operator(m).double()), tuple(m.shape))
+    misfit = y - operator(m).double()  # data residual of the current iterate
+    rhs = adjoint(w * misfit)
     delta = torch.zeros_like(m)
     r = rhs.clone()
     d = r.clone()
     rr = (r * r).flatten(1).sum(1)
     rr0 = rr.clone()
+    active = (w * misfit**2).flatten(1).sum(1) / n_fit > target
     for _ in range(int(iterations)):
-        q = normal(d)
+        if not bool(active.any()):
+            break
+        ad = operator(d).double()
+        q = adjoint(w * ad) + prec * d
         alpha = rr / (d * q).flatten(1).sum(1).clamp(min=1e-300)
+        alpha = torch.where(active, alpha, torch.zeros_like(alpha))
         delta = delta + alpha[:, None, None, None] * d
+        misfit = misfit - alpha[:, None, None, None] * ad
         r = r - alpha[:, None, None, None] * q
+        active = active & ((w * misfit**2).flatten(1).sum(1) / n_fit > target)
         rr_new = (r * r).flatten(1).sum(1)
         if bool((rr_new <= 1e-16 * rr0).all()):
             break
@@ -199,6 +221,7 @@ def dps(
     t_stop: int | None = None,
     output: str = "sample",
     data_step: bool = False,
+    data_chi2: float | None = 1.0,
 ) -> torch.Tensor:
     """Diffusion Posterior Sampling (Chung et al. 2023, ICLR, "Diffusion posterior sampling for
     general noisy inverse problems", Algorithm 1), with a per-sample step size.
@@ -290,6 +313,11 @@ def dps(
         at ``t_stop`` sets how far each pixel may move. DPS's few gradient steps leave misfits of
         many σ against deep data (high S/N); this conditions the estimate on ``y`` exactly where
         the Gaussian approximation holds.
+    data_chi2 : float or None
+        Discrepancy stop of the data step: each sample's fit stops once its reduced χ² over the
+        fitted pixels reaches this value (default 1, the noise level; see
+        :func:`gaussian_data_step`). None fits to convergence, which against data much deeper
+        than the prior's own noise fits the noise as well.
 
     Returns
     -------
@@ -351,6 +379,8 @@ def dps(
         t_stop = int(t_stop)
     if data_step and output != "x0_hat":
         raise ValueError("data_step: needs output='x0_hat'")
+    if data_chi2 is not None and not (np.isfinite(data_chi2) and data_chi2 > 0):
+        raise ValueError(f"data_chi2: expected a positive reduced chi-square or None, got {data_chi2!r}")
     device = torch.device(device) if device is not None else _device_of(model)
 
     y_t = y.detach() if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y, dtype=np.float32))
@@ -432,7 +462,8 @@ def dps(
         if output == "x0_hat" and i == len(timesteps) - 1:
             x = x0  # E[x_0 | x_t] at the last timestep (t_stop), no further step
             if data_step:
-                flux = gaussian_data_step(x0, float(a_bar[t]), operator, normalizer, y_rep, inv_sigma)
+                flux = gaussian_data_step(x0, float(a_bar[t]), operator, normalizer, y_rep, inv_sigma,
+                                          chi2_target=data_chi2)
                 if return_flux:
                     return flux.float().contiguous()
                 x = normalizer.forward(flux).float() if normalizer is not None else flux.float()

@@ -1,0 +1,120 @@
+"""``gw.diffusion.deconvolve``: the flux-space DPS workflow, its recipe on the shipped prior (the
+fading trend of the variance ratio) and on the HSC PDR3 cutouts of ../shared (slow)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+import galwidgets as gw
+from galwidgets.diffusion.operators import PSFOperator, crop_center, estimate_sigma_y
+
+from .conftest import SHARED_DATA
+
+MOCK_SIGMA = np.array([0.00702, 0.0115, 0.028])  # the desi-tiny training sky noise per band
+HSC = SHARED_DATA / "hsc_pdr3"
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_checkpoint):
+    return gw.load_checkpoint(tiny_checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def observation(survey):
+    y, kernels = gw.data.observe(survey.images[:1], 0.6, 0.262, 0.02, seed=0)
+    return y[0], PSFOperator(kernels, (32, 32))
+
+
+def test_result_fields_and_residual_mask(tiny, observation):
+    y, op = observation
+    weights = np.ones(y.shape[-2:])
+    weights[:4] = 0
+    r = gw.diffusion.deconvolve(tiny, y, op, 0.02, n_samples=2, n_prior=3, steps=3, weights=weights,
+                                reference="flux", progress=False)  # the tiny prior is mostly noise
+    assert r.samples.shape == (2, 3, 32, 32) and r.prior.shape == (3, 3, 32, 32)
+    assert r.mean.shape == r.std.shape == r.variance_ratio_map.shape == (3, 32, 32)
+    assert np.isnan(r.residual[:, :4]).all() and np.isfinite(r.residual[:, 4:]).all()
+    assert r.chi2 == pytest.approx(np.nanmean(r.residual**2)) and r.chi2_per_band.shape == (3,)
+    np.testing.assert_allclose(r.reconvolved, op(torch.from_numpy(r.mean[None]).float())[0].numpy(),
+                               rtol=1e-5, atol=1e-6)
+    assert r.settings["t_stop"] > 0 and r.settings["n_samples"] == 2
+    again = gw.diffusion.deconvolve(tiny, y, op, 0.02, n_samples=2, prior=r.prior, steps=3,
+                                    weights=weights, reference="flux", progress=False)
+    np.testing.assert_array_equal(again.samples, r.samples)  # seeded; a given prior is used as is
+    fig = r.figure(y, "grz")
+    assert len(fig.axes) >= 15
+
+
+def test_step_size_scales_with_depth(tiny, observation):
+    from galwidgets.diffusion.deconvolution import guidance_step_size
+
+    _, op = observation
+    noise = np.array([0.02, 0.02, 0.02])
+    shallow = guidance_step_size(op, np.full(3, 1.0), noise, 10, (3, 32, 32))
+    deep = guidance_step_size(op, np.full(3, 1e-4), noise, 10, (3, 32, 32))
+    assert shallow == pytest.approx(0.02) and deep < shallow / 10
+
+
+def test_errors(tiny, observation):
+    y, op = observation
+    kw = dict(n_samples=2, steps=2, progress=False)
+    with pytest.raises(ValueError, match="y"):
+        gw.diffusion.deconvolve(tiny, y[None], op, 0.02, **kw)
+    with pytest.raises(ValueError, match="weights"):
+        gw.diffusion.deconvolve(tiny, y, op, 0.02, weights="others", **kw)
+    with pytest.raises(ValueError, match="prior_noise"):
+        gw.diffusion.deconvolve(tiny, y, op, 0.02, prior_noise=-1.0, **kw)
+    with pytest.raises(TypeError, match="checkpoint"):
+        gw.diffusion.deconvolve(tiny.model, y, op, 0.02, **kw)
+
+
+@pytest.mark.slow
+def test_variance_ratio_grows_as_the_galaxy_fades():
+    """Acceptance: the same mock galaxy made fainter by 0 ... 6 mag (same noise) gives a
+    variance ratio (brightness-matched prior) that increases at every step."""
+    torch.set_num_threads(2)
+    ckpt = gw.pretrained.load("desi-tiny", device="cpu")
+    truth = gw.data.simulate_survey(1, size=64, seed=12345, progress=False).images
+    y, kernels = gw.data.observe(truth, 2.0, 0.262, MOCK_SIGMA, seed=1)
+    op = PSFOperator.from_checkpoint(ckpt, kernels)
+    noise = y - op(torch.from_numpy(truth)).numpy()
+    prior = None
+    ratios = []
+    for dmag in np.arange(0, 6.01, 1.2):
+        faint = (op(torch.from_numpy(truth * 10 ** (-0.4 * dmag))).numpy() + noise)[0]
+        r = gw.diffusion.deconvolve(ckpt, faint, op, MOCK_SIGMA, n_samples=4, n_prior=8, steps=15,
+                                    weights=None, prior=prior, progress=False)
+        prior = r.prior
+        ratios.append(r.variance_ratio)
+        assert 0.5 < r.chi2 < 2
+    assert all(b > a for a, b in itertools.pairwise(ratios)), ratios
+    assert ratios[0] < 0.5  # the bright galaxy is data-driven
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (HSC / "test1").is_dir(), reason="needs ../shared/data/hsc_pdr3")
+@pytest.mark.parametrize("name", ["test1", "test2", "test3"])
+def test_hsc_posterior_mean_fits_inside_the_footprint(name):
+    """Acceptance: on each HSC PDR3 cutout the re-convolved posterior mean has reduced χ² in
+    [0.5, 3] inside the galaxy's footprint (its central segment)."""
+    from astropy.io import fits
+
+    torch.set_num_threads(2)
+    ckpt = gw.pretrained.load("desi-tiny", device="cpu")
+    folder = HSC / name
+    redshift = float(np.loadtxt(next(folder.glob("*.csv")), delimiter=",")[-1])
+    full = np.stack([fits.getdata(next(folder.glob(f"cutout-HSC-{b}-*.fits")), ext=1) for b in "GRI"])
+    psfs = np.stack([fits.getdata(next(folder.glob(f"psf-*-HSC-{b}-*.fits"))) for b in "GRI"])
+    op = PSFOperator(psfs, (64, 64), model_pixel_scale=ckpt.pixel_scale, obs_pixel_scale=0.168,
+                     model_redshift=0.094, redshift=redshift, model_zeropoint=ckpt.zeropoint,
+                     obs_zeropoint=27.0)
+    y = crop_center(full.astype(np.float64), op.obs_shape).astype(np.float32)
+    r = gw.diffusion.deconvolve(ckpt, y, op, estimate_sigma_y(full), n_samples=2, n_prior=2, steps=15,
+                                progress=False)
+    footprint = gw.metrics.central_segmap(y[1]).central
+    chi2 = float(np.nanmean(r.residual[:, footprint] ** 2))
+    assert 0.5 <= chi2 <= 3, chi2
