@@ -73,3 +73,26 @@ def test_bad_inputs(survey, tmp_path):
         gw.train(_model(), sched, survey, steps=0, progress=False)
     with pytest.raises(ValueError, match="cond: the model expects"):
         gw.train(gw.models.UNet(cond_dim=1, **TINY_UNET), sched, survey, steps=1, progress=False)
+
+
+def test_condition_centre_and_scale_reach_the_network_and_round_trip(tmp_path, survey):
+    """``cond_center``/``cond_scale`` standardise the condition inside the network: a model with
+    them equals one without, fed the standardised value; the checkpoint keeps them."""
+    torch.manual_seed(0)
+    scaled = gw.models.UNet(in_channels=3, base_channels=8, channel_mults=(1, 2), attention_levels=(),
+                            cond_dim=1, cond_center=0.07, cond_scale=0.03)
+    plain = gw.models.UNet(**{**scaled.config, "cond_center": 0.0, "cond_scale": 1.0})
+    plain.load_state_dict(scaled.state_dict())
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor([3, 40])
+    z = torch.tensor([[0.04], [0.1]])
+    with torch.no_grad():
+        torch.testing.assert_close(scaled(x, t, cond=z), plain(x, t, cond=(z - 0.07) / 0.03))
+    from galwidgets.checkpoints import save_checkpoint
+
+    path = save_checkpoint(tmp_path / "c.safetensors", scaled,
+                           gw.diffusion.NoiseSchedule.linear(50),
+                           gw.data.AsinhStretch.fit(survey.images), {"data": {}})
+    loaded = gw.load_checkpoint(path, device="cpu").model
+    assert loaded.config["cond_center"] == 0.07 and loaded.config["cond_scale"] == 0.03
+    with pytest.raises(ValueError, match="cond_scale"):
+        gw.models.UNet(cond_dim=1, cond_scale=0.0)

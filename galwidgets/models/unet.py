@@ -113,6 +113,10 @@ class UNet(nn.Module):
         Dropout rate inside residual blocks.
     cond_dim : int
         Size of the conditioning vector (e.g. 1 for redshift); 0 for an unconditional model.
+    cond_center, cond_scale : float
+        The condition enters the embedding as ``(cond − cond_center) / cond_scale``, so a narrow
+        range such as redshifts 0.02-0.12 reaches the network at unit scale; callers always pass
+        the physical value.
     heads : int
         Attention heads.
     groups : int
@@ -137,6 +141,8 @@ class UNet(nn.Module):
         heads: int = 4,
         groups: int = 8,
         prediction: str = "eps",
+        cond_center: float = 0.0,
+        cond_scale: float = 1.0,
     ) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("base_channels", base_channels),
@@ -153,6 +159,9 @@ class UNet(nn.Module):
             raise ValueError(f"prediction: expected 'eps' or 'v', got {prediction!r}")
         if not isinstance(cond_dim, int) or cond_dim < 0:
             raise ValueError(f"cond_dim: expected a non-negative integer, got {cond_dim!r}")
+        if not (math.isfinite(cond_scale) and cond_scale > 0) or not math.isfinite(cond_center):
+            raise ValueError(f"cond_scale: expected a positive scale and finite centre, got "
+                             f"{cond_scale!r}, {cond_center!r}")
         self.config = {
             "in_channels": in_channels,
             "out_channels": out_channels or in_channels,
@@ -166,6 +175,9 @@ class UNet(nn.Module):
             "groups": groups,
             "prediction": prediction,
         }
+        if cond_center != 0.0 or cond_scale != 1.0:  # only when used: older configs stay valid
+            self.config.update(cond_center=float(cond_center), cond_scale=float(cond_scale))
+        self.cond_center, self.cond_scale = float(cond_center), float(cond_scale)
         self.cond_dim = cond_dim
         self.levels = len(channel_mults)
         emb_dim = 4 * base_channels
@@ -230,7 +242,7 @@ class UNet(nn.Module):
         cond = cond.to(emb.device, emb.dtype).reshape(len(emb), -1)
         if cond.shape[1] != self.cond_dim:
             raise ValueError(f"cond: expected {self.cond_dim} values per image, got {cond.shape[1]}")
-        c = self.cond_mlp(cond)
+        c = self.cond_mlp((cond - self.cond_center) / self.cond_scale)
         if drop_cond is not None:
             c = torch.where(drop_cond.reshape(-1, 1), null, c)
         return emb + c

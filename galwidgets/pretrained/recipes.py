@@ -28,6 +28,17 @@ RECIPES: dict[str, dict] = {
         "train": {"steps": 6000, "batch_size": 32, "lr": 4e-4, "warmup_steps": 200,
                   "ema_decay": 0.998, "seed": 0, "checkpoint_every": 250},
     },
+    "desi-z-tiny": {
+        "description": "Redshift-conditioned DDPM on 64x64 g, r, z mock DESI Legacy Surveys galaxies",
+        "survey": {"n": 6000, "size": 64, "bands": ["g", "r", "z"], "pixel_scale": 0.262, "seed": 1000},
+        "model": {"base_channels": 16, "channel_mults": [1, 2, 4, 4], "num_res_blocks": 1,
+                  "attention_levels": [2], "prediction": "v", "cond_dim": 1, "cond_center": 0.07,
+                  "cond_scale": 0.03},
+        "schedule": {"kind": "cosine", "params": {"T": 1000}},
+        "train": {"steps": 6000, "batch_size": 32, "lr": 4e-4, "warmup_steps": 200,
+                  "ema_decay": 0.998, "seed": 0, "checkpoint_every": 250, "cond": "redshift",
+                  "cond_drop": 0.1},
+    },
 }
 
 
