@@ -1,4 +1,7 @@
-"""Command line: ``galwidgets demo | run NOTEBOOK -p key value | batch NOTEBOOK --grid FILE | list``."""
+"""Command line: ``galwidgets demo | run NOTEBOOK -p key value | batch NOTEBOOK --grid FILE | list``.
+
+Exit codes: 0 success, 1 a batch finished with failed runs, 2 bad input or a failed ``run``.
+"""
 
 from __future__ import annotations
 
@@ -35,19 +38,31 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", default="desi-tiny", help="shipped checkpoint")
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
-    run = sub.add_parser("run", help="execute one parameterised notebook")
+    run = sub.add_parser("run", help="execute one parameterised notebook", formatter_class=defaults)
     run.add_argument("notebook", help="notebook name (see `galwidgets list`) or .ipynb path")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                      help="set a notebook parameter (repeatable); VALUE is parsed as JSON when it can be")
     run.add_argument("-o", "--output-dir", help="output folder (default: galwidgets-runs/NAME-TIME)")
+    run.add_argument("--threads", type=int, help="CPU threads of the run (OMP_NUM_THREADS; None: inherit)")
+    run.add_argument("--timeout", type=float, help="seconds allowed per cell")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
-    batch = sub.add_parser("batch", help="execute a notebook over a grid of parameters",
+    batch = sub.add_parser("batch", help="execute a notebook over a grid of parameters; rerun to resume",
                            formatter_class=defaults)
     batch.add_argument("notebook", help="notebook name or .ipynb path")
-    batch.add_argument("--grid", required=True, help="JSON file: a dict of lists or a list of dicts")
+    batch.add_argument("--grid", help="YAML or JSON file: a dict of lists (every combination is a run) "
+                       "or a list of dicts (one run each); optional with --only-failed")
     batch.add_argument("-o", "--output-root", default="galwidgets-batch", help="output folder")
-    batch.add_argument("-j", "--max-workers", type=int, default=1, help="concurrent runs")
+    batch.add_argument("-j", "--max-workers", type=int,
+                       help="concurrent runs (None: usable CPUs / threads; with dask: as the cluster takes)")
+    batch.add_argument("--threads", type=int, help="CPU threads per run (None: CPUs / max-workers, or 1)")
+    batch.add_argument("--scheduler", default="local",
+                       help="'local' (a pool on this machine) or a dask.distributed scheduler address")
+    batch.add_argument("--only-failed", action="store_true",
+                       help="rerun only the failed runs of the batch in OUTPUT_ROOT")
+    batch.add_argument("--no-resume", action="store_true", help="rerun runs that already finished ok")
+    batch.add_argument("--dry-run", action="store_true", help="list the runs, execute nothing")
+    batch.add_argument("--timeout", type=float, help="seconds allowed per cell")
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     sub.add_parser("list", help="list the notebooks and shipped models")
@@ -58,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _dispatch(args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, TypeError, OSError, RuntimeError, ImportError) as exc:
         print(f"galwidgets {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
@@ -75,21 +90,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .notebooks import run_notebook
 
         params = {key: parse_value(value) for key, value in args.parameter}
-        result = run_notebook(args.notebook, params, args.output_dir, progress=not args.quiet)
+        result = run_notebook(args.notebook, params, args.output_dir, threads=args.threads,
+                              timeout=args.timeout, progress=not args.quiet)
         print(json.dumps(result.metrics, indent=2, sort_keys=True))
         print(f"executed notebook: {result.notebook}")
         return 0
     if args.command == "batch":
-        from .notebooks import run_batch
-
-        grid_file = Path(args.grid)
-        if not grid_file.is_file():
-            raise FileNotFoundError(f"--grid: no such file {grid_file}")
-        table = run_batch(args.notebook, json.loads(grid_file.read_text()), args.output_root,
-                          max_workers=args.max_workers, progress=not args.quiet)
-        print(table.to_string(max_cols=12))
-        print(f"results: {Path(args.output_root) / 'results.parquet'}")
-        return 0 if (table["status"] == "ok").all() else 1
+        return _batch(args)
     if args.command == "list":
         from . import pretrained
         from .notebooks import available_notebooks
@@ -99,6 +106,29 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(pretrained.available().to_string(index=False))
         return 0
     raise AssertionError(args.command)  # pragma: no cover
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from .notebooks import run_batch
+
+    if args.grid is None and not args.only_failed:
+        raise ValueError("--grid: expected a YAML or JSON grid file (optional only with --only-failed)")
+    table = run_batch(args.notebook, args.grid, args.output_root, max_workers=args.max_workers,
+                      scheduler=args.scheduler, threads=args.threads, only_failed=args.only_failed,
+                      resume=not args.no_resume, dry_run=args.dry_run, timeout=args.timeout,
+                      progress=not args.quiet)
+    shown = [c for c in table.columns if c not in ("error", "output_dir")]
+    print(table[shown].to_string(max_cols=12, index=False))
+    for row in table.itertuples():
+        if row.status not in ("ok", "pending"):
+            print(f"run {row.run} {row.status}: {row.error}")
+    if args.dry_run:
+        print(f"dry run: {(table.status == 'pending').sum()} of {len(table)} runs would execute")
+        return 0
+    counts = table.status.value_counts().to_dict()
+    print(", ".join(f"{n} {status}" for status, n in counts.items()) + f" of {len(table)} runs; "
+          f"results: {Path(args.output_root) / 'results.parquet'} (and .csv)")
+    return 0 if (table["status"] == "ok").all() else 1
 
 
 if __name__ == "__main__":

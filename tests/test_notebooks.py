@@ -80,19 +80,6 @@ def test_failed_cell_is_reported_with_the_notebook_kept(tmp_path):
     assert (tmp_path / "evaluate.ipynb").is_file()
 
 
-@pytest.mark.slow
-def test_batch_records_failures_and_finishes_the_rest(survey_files, tmp_path):
-    generated, reference = survey_files
-    grid = [{"generated": generated, "reference": reference, "aperture_radius": 4.0},
-            {"generated": str(tmp_path / "missing.fits"), "reference": reference},
-            {"generated": generated, "reference": reference, "aperture_radius": 6.0}]
-    table = gw.run_batch("evaluate", grid, output_root=tmp_path / "batch", max_workers=2, progress=False)
-    assert table.status.tolist() == ["ok", "failed", "ok"]
-    assert "FileNotFoundError" in table.error[1]
-    assert table["sgd.total"].notna().sum() == 2
-    assert (tmp_path / "batch" / "results.parquet").is_file()
-
-
 def test_parse_value():
     assert parse_value("3") == 3 and parse_value("0.5") == 0.5 and parse_value("true") is True
     assert parse_value("desi-tiny") == "desi-tiny" and parse_value("[1, 2]") == [1, 2]
