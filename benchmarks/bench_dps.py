@@ -122,8 +122,6 @@ def cost(ckpt, args) -> None:
 
 
 def hsc(ckpt, args) -> None:
-    from astropy.io import fits
-
     print("\n== 4. HSC PDR3 (g, r, i -> model g, r, z; counts at zp 27 -> nanomaggies via the "
           "operator) ==")
     if not HSC.is_dir():
@@ -139,15 +137,9 @@ def hsc(ckpt, args) -> None:
           "  wall s")
     verdicts = []
     for folder in sorted(HSC.iterdir()):
-        z = float(np.loadtxt(next(folder.glob("*.csv")), delimiter=",")[-1])
-        images, psfs = [], []
-        for band in "GRI":
-            images.append(fits.getdata(next(folder.glob(f"cutout-HSC-{band}-*.fits")), ext=1))
-            psfs.append(fits.getdata(next(folder.glob(f"psf-*-HSC-{band}-*.fits"))))
-        full = np.stack(images).astype(np.float64)
-        op = PSFOperator(np.stack(psfs), (64, 64), model_pixel_scale=ckpt.pixel_scale,
-                         obs_pixel_scale=0.168, model_redshift=MODEL_REDSHIFT, redshift=z,
-                         model_zeropoint=ckpt.zeropoint, obs_zeropoint=27.0)
+        cutout = gw.data.load_hsc_pdr3(folder)
+        z, full = cutout.redshift, cutout.images
+        op = cutout.operator(ckpt, model_redshift=MODEL_REDSHIFT)
         y = crop_center(full, op.obs_shape).astype(np.float32)
         sigma_obs = estimate_sigma_y(full)  # sky noise from the whole cutout
         # the prior's own sky noise (its training images are noisy), through the operator

@@ -101,20 +101,26 @@ def test_variance_ratio_grows_as_the_galaxy_fades():
 def test_hsc_posterior_mean_fits_inside_the_footprint(name):
     """Acceptance: on each HSC PDR3 cutout the re-convolved posterior mean has reduced χ² in
     [0.5, 3] inside the galaxy's footprint (its central segment)."""
-    from astropy.io import fits
-
     torch.set_num_threads(2)
     ckpt = gw.pretrained.load("desi-tiny", device="cpu")
-    folder = HSC / name
-    redshift = float(np.loadtxt(next(folder.glob("*.csv")), delimiter=",")[-1])
-    full = np.stack([fits.getdata(next(folder.glob(f"cutout-HSC-{b}-*.fits")), ext=1) for b in "GRI"])
-    psfs = np.stack([fits.getdata(next(folder.glob(f"psf-*-HSC-{b}-*.fits"))) for b in "GRI"])
-    op = PSFOperator(psfs, (64, 64), model_pixel_scale=ckpt.pixel_scale, obs_pixel_scale=0.168,
-                     model_redshift=0.094, redshift=redshift, model_zeropoint=ckpt.zeropoint,
-                     obs_zeropoint=27.0)
-    y = crop_center(full.astype(np.float64), op.obs_shape).astype(np.float32)
-    r = gw.diffusion.deconvolve(ckpt, y, op, estimate_sigma_y(full), n_samples=2, n_prior=2, steps=15,
-                                progress=False)
+    cutout = gw.data.load_hsc_pdr3(HSC / name)
+    op = cutout.operator(ckpt, model_redshift=0.094)
+    y = crop_center(cutout.images, op.obs_shape).astype(np.float32)
+    r = gw.diffusion.deconvolve(ckpt, y, op, estimate_sigma_y(cutout.images), n_samples=2, n_prior=2,
+                                steps=15, progress=False)
     footprint = gw.metrics.central_segmap(y[1]).central
     chi2 = float(np.nanmean(r.residual[:, footprint] ** 2))
     assert 0.5 <= chi2 <= 3, chi2
+
+
+@pytest.mark.skipif(not (HSC / "test1").is_dir(), reason="needs ../shared/data/hsc_pdr3")
+def test_hsc_loader_reads_images_psfs_and_redshift(tmp_path):
+    cutout = gw.data.load_hsc_pdr3(HSC / "test1")
+    assert cutout.bands == ("g", "r", "i") and cutout.images.ndim == 3 and len(cutout.psfs) == 3
+    assert cutout.redshift == pytest.approx(0.21677168)  # specz_redshift in test1.csv
+    np.testing.assert_allclose(cutout.psfs.sum(axis=(1, 2)), 1.0)
+    assert cutout.operator(gw.pretrained.load("desi-tiny"), model_redshift=0.094).obs_shape[0] == 50
+    with pytest.raises(FileNotFoundError, match="folder"):
+        gw.data.load_hsc_pdr3(tmp_path)
+    with pytest.raises(ValueError, match="bands"):
+        gw.data.load_hsc_pdr3(HSC / "test1", bands=("u",))

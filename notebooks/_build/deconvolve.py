@@ -51,8 +51,6 @@ radius = 8.0  # float: aperture radius in model pixels of the variance ratio
 reference = "matched"  # str: variance-ratio prior, "matched" (brightness-matched) or "flux" (all samples)
 seed = 0  # int: seed of posterior and prior sampling
 hsc_dir = "../shared/data/hsc_pdr3/test1"  # str: HSC PDR3 cutout folder (from the repository); empty: skip
-hsc_pixel_scale = 0.168  # float: HSC pixel scale in arcsec
-hsc_zeropoint = 27.0  # float: AB zeropoint of HSC counts
 model_redshift = 0.094  # float: typical redshift of the prior's training galaxies (desi-tiny: 0.094)
 progress = True  # bool: show progress bars"""),
 code("""import time
@@ -151,14 +149,9 @@ hsc = None
 if folder is None:
     print(f"no HSC folder at {hsc_dir!r}: skipped" if hsc_dir else "hsc_dir is empty: skipped")
 else:
-    from astropy.io import fits
-
-    redshift = float(np.loadtxt(next(folder.glob("*.csv")), delimiter=",")[-1])
-    full = np.stack([fits.getdata(next(folder.glob(f"cutout-HSC-{band}-*.fits")), ext=1)
-                     for band in "GRI"]).astype(np.float64)
-    psfs = np.stack([fits.getdata(next(folder.glob(f"psf-*-HSC-{band}-*.fits"))) for band in "GRI"])
-    hsc_operator = PSFOperator.from_checkpoint(ckpt, psfs, hsc_pixel_scale, hsc_zeropoint,
-                                               redshift=redshift, model_redshift=model_redshift)
+    cutout = gw.data.load_hsc_pdr3(folder)  # g, r, i images (counts at zeropoint 27), PSFs, redshift
+    redshift, full = cutout.redshift, cutout.images
+    hsc_operator = cutout.operator(ckpt, model_redshift=model_redshift)
     y_hsc = crop_center(full, hsc_operator.obs_shape).astype(np.float32)
     t0 = time.perf_counter()
     hsc = gw.diffusion.deconvolve(ckpt, y_hsc, hsc_operator, estimate_sigma_y(full), n_samples=n_samples,
