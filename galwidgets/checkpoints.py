@@ -27,9 +27,9 @@ from .data.surveys import Survey
 from .data.transforms import Normalizer, normalizer_from_config
 from .diffusion import samplers
 from .diffusion.schedules import NoiseSchedule
-from .models import MODELS
 
-__all__ = ["Checkpoint", "load_checkpoint", "read_checkpoint_tensors", "save_checkpoint"]
+__all__ = ["Checkpoint", "load_checkpoint", "load_optimizer_state", "read_checkpoint_tensors",
+           "save_checkpoint"]
 
 FORMAT_VERSION = 1
 _META_KEY = "galwidgets"
@@ -43,8 +43,10 @@ class Checkpoint:
     ----------
     model : torch.nn.Module
         The network, holding the EMA weights when training kept them, in eval mode.
-    schedule : NoiseSchedule
-        The noise schedule it was trained with.
+    schedule : NoiseSchedule or None
+        The noise schedule it was trained with; None for models that are not diffusion models
+        (the VAE, DCGAN, band-translation and redshift-estimation baselines of
+        :mod:`galwidgets.models`).
     normalizer : Normalizer
         Maps flux images to model space and back.
     config : dict
@@ -55,7 +57,7 @@ class Checkpoint:
     """
 
     model: torch.nn.Module
-    schedule: NoiseSchedule
+    schedule: NoiseSchedule | None
     normalizer: Normalizer
     config: dict
     history: pd.DataFrame | None = field(default=None, repr=False)
@@ -108,7 +110,14 @@ class Checkpoint:
             Galaxies per network call.
         **kwargs
             Passed to the sampler (``eta``, ``autocast``, ``callback``, ...).
+
+        Models without a schedule (generative baselines such as the VAE or DCGAN) draw through
+        their own ``generate(n, cond=None, generator=None)`` method; ``sampler``, ``steps`` and
+        ``guidance`` do not apply to them.
         """
+        if self.schedule is None and not hasattr(self.model, "generate"):
+            raise TypeError(f"{type(self.model).__name__} is not a generative model: it has no "
+                            "schedule and no generate() method")
         if sampler not in ("ddim", "ddpm"):
             raise ValueError(f"sampler: expected 'ddim' or 'ddpm', got {sampler!r}")
         if cond is not None:
@@ -120,7 +129,11 @@ class Checkpoint:
             m = min(batch_size, n - start)
             shape = (m, len(self.bands), self.size, self.size)
             c = None if cond is None else torch.from_numpy(cond[start:start + m])
-            if sampler == "ddim":
+            if self.schedule is None:
+                with torch.no_grad():
+                    x = self.model.generate(m, cond=None if c is None else c.to(self.device),
+                                            generator=generator)
+            elif sampler == "ddim":
                 x = samplers.ddim(self.model, self.schedule, shape, steps=steps, cond=c,
                                   guidance=guidance, generator=generator, progress=progress, **kwargs)
             else:
@@ -149,7 +162,7 @@ class Checkpoint:
 def save_checkpoint(
     path: str | os.PathLike,
     model: torch.nn.Module,
-    schedule: NoiseSchedule,
+    schedule: NoiseSchedule | None,
     normalizer: Normalizer,
     config: dict,
     *,
@@ -157,6 +170,7 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     rng: dict[str, torch.Tensor] | None = None,
     half: bool = False,
+    optimizers: dict[str, torch.optim.Optimizer] | None = None,
 ) -> Path:
     """Write a checkpoint atomically (temporary file + rename).
 
@@ -165,7 +179,9 @@ def save_checkpoint(
     path : path-like
         Destination ``.safetensors`` file.
     model, schedule, normalizer, config
-        What :func:`load_checkpoint` needs to rebuild a :class:`Checkpoint`.
+        What :func:`load_checkpoint` needs to rebuild a :class:`Checkpoint`. ``schedule`` is None
+        for models that are not diffusion models. ``model`` must be registered in
+        :data:`galwidgets.models.MODELS` and carry its constructor arguments as ``model.config``.
     ema : torch.nn.Module, optional
         EMA copy of the model; preferred by :func:`load_checkpoint` for sampling.
     optimizer : torch.optim.Optimizer, optional
@@ -174,7 +190,13 @@ def save_checkpoint(
         Random generator states (``torch.ByteTensor``) to resume exactly.
     half : bool
         Store weights as float16 (for shipped checkpoints; halves the size).
+    optimizers : dict of str to torch.optim.Optimizer, optional
+        Several named optimizers (e.g. a GAN's generator and discriminator), stored under
+        ``optim/<name>/`` with their settings in ``config["optimizers"][name]``; restore each with
+        :func:`load_optimizer_state`. Not together with ``optimizer``.
     """
+    if optimizer is not None and optimizers:
+        raise ValueError("optimizers: pass either one optimizer or a dict of optimizers, not both")
     tensors: dict[str, torch.Tensor] = {}
 
     def put(prefix: str, module: torch.nn.Module) -> None:
@@ -190,21 +212,44 @@ def save_checkpoint(
     meta: dict[str, Any] = {
         "format": FORMAT_VERSION,
         "model": {"name": type(model).__name__, "kwargs": model.config},
-        "schedule": schedule.to_config(),
+        "schedule": None if schedule is None else schedule.to_config(),
         "normalizer": normalizer.to_config(),
         **{k: v for k, v in config.items() if k not in ("model", "schedule", "normalizer", "format")},
     }
     if optimizer is not None:
-        state = optimizer.state_dict()
-        for idx, values in state["state"].items():
-            for key, value in values.items():
-                tensors[f"optim/{idx}/{key}"] = torch.as_tensor(value).detach().cpu().contiguous().clone()
-        meta["optimizer"] = {"name": type(optimizer).__name__, "param_groups": state["param_groups"]}
+        meta["optimizer"] = _put_optimizer(tensors, "optim", optimizer)
+    if optimizers:
+        meta["optimizers"] = {name: _put_optimizer(tensors, f"optim/{name}", opt)
+                              for name, opt in optimizers.items()}
     for key, value in (rng or {}).items():
         tensors[f"rng/{key}"] = value.detach().cpu().contiguous().clone()
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(meta)})
     return Path(path)
+
+
+def _put_optimizer(tensors: dict[str, torch.Tensor], prefix: str, optimizer: torch.optim.Optimizer) -> dict:
+    """Store the optimizer state into ``tensors`` under ``prefix/<param index>/``; return its settings."""
+    state = optimizer.state_dict()
+    for idx, values in state["state"].items():
+        for key, value in values.items():
+            tensors[f"{prefix}/{idx}/{key}"] = torch.as_tensor(value).detach().cpu().contiguous().clone()
+    return {"name": type(optimizer).__name__, "param_groups": state["param_groups"]}
+
+
+def load_optimizer_state(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], settings: dict, prefix: str = "optim"
+) -> None:
+    """Restore ``optimizer`` from checkpoint ``tensors`` stored under ``prefix/`` and its ``settings``.
+
+    ``settings`` is ``config["optimizer"]`` (prefix ``"optim"``) or ``config["optimizers"][name]``
+    (prefix ``f"optim/{name}"``) of a checkpoint read by :func:`read_checkpoint_tensors`.
+    """
+    state: dict[int, dict] = {}
+    for key, value in state_dict_from(tensors, prefix).items():
+        idx, name = key.split("/", 1)
+        state.setdefault(int(idx), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": settings["param_groups"]})
 
 
 def _refuse_pickle(path: Path) -> None:
@@ -247,6 +292,8 @@ def read_checkpoint_tensors(path: str | os.PathLike) -> tuple[dict, dict[str, to
 
 def build_model(config: dict) -> torch.nn.Module:
     """Instantiate the network described by ``config["model"]`` (weights untouched)."""
+    from .models import MODELS  # here: the models' training functions import this module
+
     name = config["model"]["name"]
     if name not in MODELS:
         raise ValueError(f"config: unknown model class {name!r}; known: {sorted(MODELS)}")
@@ -291,7 +338,7 @@ def load_checkpoint(
         p.requires_grad_(False)
     return Checkpoint(
         model=model,
-        schedule=NoiseSchedule.from_config(config["schedule"]),
+        schedule=None if config.get("schedule") is None else NoiseSchedule.from_config(config["schedule"]),
         normalizer=normalizer_from_config(config["normalizer"]),
         config=config,
     )

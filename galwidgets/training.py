@@ -34,7 +34,13 @@ from tqdm.auto import tqdm
 from ._device import bf16_is_fast, resolve_device
 from ._io import atomic_path
 from ._validation import as_images, check_positive, check_positive_int
-from .checkpoints import Checkpoint, read_checkpoint_tensors, save_checkpoint, state_dict_from
+from .checkpoints import (
+    Checkpoint,
+    load_optimizer_state,
+    read_checkpoint_tensors,
+    save_checkpoint,
+    state_dict_from,
+)
 from .data.surveys import Survey
 from .data.transforms import AsinhStretch, Normalizer
 from .diffusion.schedules import NoiseSchedule
@@ -198,12 +204,12 @@ def _cond_columns(cond: Any) -> list[str] | None:
     return None
 
 
-def _config(model, schedule: NoiseSchedule, normalizer: Normalizer, survey: Survey, cond: Any,
+def _config(model, schedule: NoiseSchedule | None, normalizer: Normalizer, survey: Survey, cond: Any,
             settings: dict, step: int) -> dict:
     """The full checkpoint config: model, schedule, normalizer, data calibration, training, step."""
     return {
         "model": {"name": type(model).__name__, "kwargs": model.config},
-        "schedule": schedule.to_config(),
+        "schedule": None if schedule is None else schedule.to_config(),
         "normalizer": normalizer.to_config(),
         "data": {
             "bands": list(survey.bands),
@@ -359,17 +365,8 @@ def train(
         if rank != 0:
             return
         config = _config(model, schedule, normalizer, survey, cond, settings, step)
-        rng = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
-        if device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(device)
-        # the log first: killed in between, the newest checkpoint is older than the log, and
-        # resuming keeps the log's rows up to that checkpoint (the other order loses an interval)
-        with atomic_path(ckpt_dir / "train_log.csv") as tmp:
-            pd.DataFrame(history).to_csv(tmp, index=False)
-        save_checkpoint(ckpt_dir / f"step_{step:07d}.safetensors", model, schedule, normalizer,
-                        config, ema=ema, optimizer=optimizer, rng=rng)
-        for old in sorted(ckpt_dir.glob(_CKPT_GLOB))[:-keep_last]:
-            old.unlink()
+        _write_checkpoint(ckpt_dir, step, history, keep_last, model, schedule, normalizer, config,
+                          ema=ema, optimizer=optimizer, rng=_rng_states(generator, device))
 
     bar = tqdm(range(start + 1, steps + 1), desc="training", disable=not progress or rank != 0,
                initial=start, total=steps)
@@ -424,19 +421,46 @@ def _restore(path: Path, model, ema, optimizer, generator, ckpt_dir: Path) -> tu
         )
     model.load_state_dict(state_dict_from(tensors, "model"))
     ema.load_state_dict(state_dict_from(tensors, "ema"))
-    state: dict[int, dict] = {}
-    for key, value in state_dict_from(tensors, "optim").items():
-        idx, name = key.split("/", 1)
-        state.setdefault(int(idx), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": config["optimizer"]["param_groups"]})
+    load_optimizer_state(optimizer, tensors, config["optimizer"])
+    _set_rng_states(tensors, generator)
+    step = int(config["step"])
+    return step, _read_history(ckpt_dir, step)
+
+
+def _rng_states(generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+    """The states of ``generator``, the global torch generator and (on CUDA) the device's generator."""
+    rng = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(device)
+    return rng
+
+
+def _set_rng_states(tensors: dict[str, torch.Tensor], generator: torch.Generator) -> None:
+    """Restore the generator states saved by :func:`_rng_states` from checkpoint ``tensors``."""
     generator.set_state(tensors["rng/generator"])
     torch.set_rng_state(tensors["rng/torch"])
     if "rng/cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng/cuda"])
-    step = int(config["step"])
+
+
+def _read_history(ckpt_dir: Path, step: int) -> list[dict]:
+    """The rows of ``ckpt_dir/train_log.csv`` up to ``step`` (those the checkpoint at ``step`` saw)."""
     log = ckpt_dir / "train_log.csv"
     history = pd.read_csv(log).to_dict("records") if log.is_file() else []
-    return step, [row for row in history if row["step"] <= step]
+    return [row for row in history if row["step"] <= step]
+
+
+def _write_checkpoint(ckpt_dir: Path, step: int, history: list[dict], keep_last: int, *args: Any,
+                      **kwargs: Any) -> None:
+    """Write ``train_log.csv``, then ``step_<step>.safetensors`` (``save_checkpoint(path, *args,
+    **kwargs)``), then delete all but the newest ``keep_last`` checkpoints."""
+    # the log first: killed in between, the newest checkpoint is older than the log, and
+    # resuming keeps the log's rows up to that checkpoint (the other order loses an interval)
+    with atomic_path(ckpt_dir / "train_log.csv") as tmp:
+        pd.DataFrame(history).to_csv(tmp, index=False)
+    save_checkpoint(ckpt_dir / f"step_{step:07d}.safetensors", *args, **kwargs)
+    for old in sorted(ckpt_dir.glob(_CKPT_GLOB))[:-keep_last]:
+        old.unlink()
 
 
 def _sample_grid(ema, schedule, normalizer, survey: Survey, path: Path, n: int = 16) -> None:

@@ -8,7 +8,8 @@ Modules: :mod:`.photometry` (aperture magnitudes, colours, half-light radius), :
 stamp), :mod:`.morphology` (statmorph in a process pool), :mod:`.nonparametric` (fast batched
 Gini/M20), :mod:`.shapes` (isophotal area, ellipticity, fit residuals), :mod:`.fid` (Fréchet
 distances, FID, KID), :mod:`.structural` (SSIM, SSIM gain, nearest neighbours) and
-:mod:`.hallucination` (posterior variance ratio).
+:mod:`.hallucination` (posterior variance ratio), :mod:`.recovery` (inpainted flux) and
+:mod:`.redshift` (the redshift loss).
 """
 
 from .distances import *  # noqa: F403
@@ -23,6 +24,10 @@ from .nonparametric import *  # noqa: F403
 from .nonparametric import __all__ as _nonparametric
 from .photometry import *  # noqa: F403
 from .photometry import __all__ as _photometry
+from .recovery import *  # noqa: F403
+from .recovery import __all__ as _recovery
+from .redshift import *  # noqa: F403
+from .redshift import __all__ as _redshift
 from .segmentation import *  # noqa: F403
 from .segmentation import __all__ as _segmentation
 from .shapes import *  # noqa: F403
@@ -32,7 +37,8 @@ from .structural import __all__ as _structural
 
 __all__ = sorted(
     {
-        *_distances, *_fid, *_hallucination, *_morphology, *_nonparametric, *_photometry,
+        *_distances, *_fid, *_hallucination, *_morphology, *_nonparametric, *_photometry, *_recovery,
+        *_redshift,
         *_segmentation, *_shapes, *_structural,
     }
 )

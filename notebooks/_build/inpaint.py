@@ -50,7 +50,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Image, display
-from skimage.restoration import inpaint_biharmonic
 
 import galwidgets as gw
 
@@ -86,8 +85,7 @@ result = gw.diffusion.inpaint_flux(ckpt, trailed, mask, n_samples=n_samples, sam
 seconds = time.perf_counter() - t0
 fills = {"diffusion mean": result.mean}
 if baseline:
-    fills["biharmonic"] = np.stack([inpaint_biharmonic(img, m[0], channel_axis=0)
-                                    for img, m in zip(trailed, mask)]).astype(np.float32)
+    fills["biharmonic"] = gw.diffusion.inpainting.classical_fill(trailed, mask, "biharmonic")
 print(f"{n_galaxies} x {n_samples} samples, {steps} steps x resample {resample}: {seconds:.1f} s")"""),
 md("""## Recovery of the occluded flux
 
@@ -95,15 +93,15 @@ md("""## Recovery of the occluded flux
 a bias (a fill systematically too faint or too bright), and `|mean − truth| / spread` whether the
 spread of the samples is a fair error bar (0.67 for a calibrated Gaussian error, larger when the
 samples are overconfident)."""),
-code("""def recovered(pred, reference, select):
-    \"\"\"Fraction of the selected pixels within `tolerance` of their reference flux (NaN if none).\"\"\"
-    hit = np.abs(pred - reference) <= tolerance * np.abs(reference)
-    return float(hit[select].mean()) if select.any() else float("nan")
+code("""def recovered(pred, reference, mask):
+    \"\"\"gw.metrics.inpainting_recovery with this notebook's threshold and tolerance.\"\"\"
+    return gw.metrics.inpainting_recovery(pred, reference, mask, sigma.ravel(), n_sigma=threshold_sigma,
+                                          tolerance=tolerance)
 
 
-scores = {name: {"observed": recovered(fill, truth, scored),
-                 "noise_free": recovered(fill, clean, scored_clean)} for name, fill in fills.items()}
-single = float(np.mean([recovered(result.samples[:, s], truth, scored) for s in range(n_samples)]))
+scores = {name: {"observed": recovered(fill, truth, mask),
+                 "noise_free": recovered(fill, clean, mask)} for name, fill in fills.items()}
+single = float(np.mean([recovered(result.samples[:, s], truth, mask) for s in range(n_samples)]))
 with np.errstate(divide="ignore", invalid="ignore"):  # used on the scored (bright) pixels only
     relative = (result.mean - truth) / truth
     calibration = np.abs(result.mean - truth) / np.where(result.std > 0, result.std, np.nan)
@@ -111,7 +109,8 @@ rows = []
 for i in range(n_galaxies):
     row = {"galaxy": i, "occluded_fraction": float(mask[i].mean()), "n_scored": int(scored[i].sum())}
     for name, fill in fills.items():
-        row[f"recovered_{name.replace(' ', '_')}"] = recovered(fill[i], truth[i], scored[i])
+        one = slice(i, i + 1)
+        row[f"recovered_{name.replace(' ', '_')}"] = recovered(fill[one], truth[one], mask[one])
     row["median_relative_error"] = float(np.median(relative[i][scored[i]])) if scored[i].any() else np.nan
     rows.append(row)
 per_galaxy = pd.concat([observed.catalog.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
