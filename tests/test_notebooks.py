@@ -55,6 +55,18 @@ def test_evaluate_samples_from_a_checkpoint(tiny_checkpoint, tmp_path):
     assert result.metrics["n_generated"] == 4 and result.metrics["source_generated"] == str(tiny_checkpoint)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["vae", "dcgan"])
+def test_evaluate_trains_and_scores_a_baseline_generator(model, tmp_path):
+    result = gw.run_notebook("evaluate", {"model": model, "n_train": 8, "train_steps": 2, "train_size": 32,
+                                          "n_generated": 6, "n_reference": 12, "bootstrap": 0},
+                             output_dir=tmp_path, progress=False, threads=1)
+    assert result.metrics["model"] == model and result.metrics["n_generated"] == 6
+    # two DCGAN steps draw no measurable galaxy (SGD NaN, every one flagged); two VAE steps do
+    assert math.isfinite(result.metrics["sgd"]["total"]) or result.metrics["flagged_generated"] == 6
+    assert (tmp_path / "training").is_dir()  # the baseline's checkpoints
+
+
 def test_cli_run_with_parameters(survey_files, tmp_path, capsys):
     generated, reference = survey_files
     code = main(["run", "evaluate", "-p", "generated", generated, "-p", "reference", reference,

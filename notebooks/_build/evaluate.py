@@ -15,6 +15,10 @@ says how far each mean is off in units of the spread. The morphology section com
 the binned KL divergence of each, and the **Fréchet morphology distance** (photometry + Gini/M20
 features, no network weights needed).
 
+With `model = "vae"` or `"dcgan"` the generated set comes from a VAE or a DCGAN trained here on
+mock galaxies (the baselines of the thesis's chapter 2), so the three generators can be compared
+on the same metrics: `galwidgets batch evaluate` over `model: [ddpm, vae, dcgan]`.
+
 Run it from Python with `gw.run_notebook("evaluate", parameters={...}, output_dir=...)` or from the
 shell with `galwidgets run evaluate -p n_generated 64`. It writes into `output_dir`:
 `metrics.json`, `photometry_generated.parquet`, `photometry_reference.parquet`,
@@ -22,6 +26,10 @@ shell with `galwidgets run evaluate -p n_generated 64`. It writes into `output_d
 and `gini_m20.png`."""),
 parameters("""output_dir = "evaluate-output"  # str: folder for metrics.json, parquet tables and PNG figures
 checkpoint = "desi-tiny"  # str: shipped model name or .safetensors path, used when `generated` is empty
+model = "ddpm"  # str: generator when `generated` is empty and `checkpoint` is no file: ddpm, vae or dcgan
+n_train = 2000  # int: mock training galaxies for a VAE or DCGAN trained here
+train_steps = 1000  # int: training steps of a VAE or DCGAN trained here
+train_size = 64  # int: cutout side in pixels of the VAE/DCGAN training galaxies
 generated = ""  # str: Survey FITS file of generated galaxies; empty: sample `n_generated` from `checkpoint`
 reference = ""  # str: Survey FITS file of reference galaxies; empty: simulate `n_reference` mock galaxies
 n_generated = 64  # int: galaxies to sample when `generated` is empty
@@ -48,7 +56,18 @@ code("""if generated:
     gen = gw.data.Survey.load(generated)
 else:
     is_file = Path(checkpoint).suffix == ".safetensors"
-    ckpt = gw.load_checkpoint(checkpoint) if is_file else gw.pretrained.load(checkpoint)
+    if model not in ("ddpm", "vae", "dcgan"):
+        raise ValueError(f"model: expected 'ddpm', 'vae' or 'dcgan', got {model!r}")
+    if is_file or model == "ddpm":
+        ckpt = gw.load_checkpoint(checkpoint) if is_file else gw.pretrained.load(checkpoint)
+    else:  # the thesis's chapter-2 baselines, trained on the same mock data as the shipped DDPM
+        train = gw.data.simulate_survey(n_train, size=train_size, seed=seed + 20_000, progress=False)
+        if model == "vae":
+            ckpt = gw.models.train_vae(gw.models.VAE(in_channels=len(train.bands), image_size=train_size),
+                                       train, steps=train_steps, checkpoint_dir=out / "training", seed=seed)
+        else:
+            ckpt = gw.models.train_dcgan(gw.models.DCGAN(in_channels=len(train.bands), image_size=train_size),
+                                         train, steps=train_steps, checkpoint_dir=out / "training", seed=seed)
     gen = ckpt.sample(n_generated, steps=steps, seed=seed)
 if reference:
     ref = gw.data.Survey.load(reference)
@@ -140,6 +159,7 @@ code("""metrics = {
         "median_m20_reference": float(morph_ref.m20.median()),
     },
     "source_generated": generated or checkpoint,
+    "model": "file" if generated else (model if Path(checkpoint).suffix != ".safetensors" else checkpoint),
     "source_reference": reference or "simulate_survey",
     "figures": ["grid.png", "distributions.png", "gini_m20.png"],
     "tables": ["photometry_generated.parquet", "photometry_reference.parquet",
