@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["holoviews_widget", "load_bokeh"]
+__all__ = ["holoviews_widget", "load_bokeh", "panel_widget"]
 
 _LOADED = False
 
@@ -38,4 +38,23 @@ def holoviews_widget(obj: Any) -> tuple[Any, Any]:
     import panel as pn
 
     pane = pn.pane.HoloViews(obj)
-    return pane, pn.ipywidget(pane)
+    return pane, panel_widget(pane)
+
+
+def panel_widget(pane: Any) -> Any:
+    """A Panel object as an ipywidget (``jupyter_bokeh.BokehModel``) with its stylesheets inline.
+
+    ``pn.ipywidget`` skips Panel's inline-stylesheet patching, so every plot would fetch Panel's CSS
+    from cdn.holoviz.org (blocked offline: the plots render but lose their styling). The CSS URLs
+    are replaced by the stylesheets shipped in Panel's package, and the patched document is sent.
+    """
+    load_bokeh()
+    import panel as pn
+    from bokeh.models import UIElement
+    from panel.io.notebook import patch_inline_stylesheets
+
+    widget = pn.ipywidget(pane)
+    for model in widget._model.select({"type": UIElement}):
+        patch_inline_stylesheets(model)
+    widget.render_bundle = widget._model_to_traits(widget._model)
+    return widget

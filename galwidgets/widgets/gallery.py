@@ -301,13 +301,15 @@ def _overlay(image: W.Image, n: int, ncols: int, tile: tuple[int, int], gap: int
     th, tw = tile
     rows = int(np.ceil(n / ncols))
     width, height = ncols * (tw + gap) - gap, rows * (th + gap) - gap
-    image.layout = W.Layout(grid_row=f"1 / span {rows}", grid_column=f"1 / span {ncols}",
+    # grid_area only: ipywidgets applies layout keys in order, and an unset grid_area after
+    # grid_row/grid_column removes both in the browser (the tiles then stack in one column)
+    image.layout = W.Layout(grid_area=f"1 / 1 / {rows + 1} / {ncols + 1}",
                             width=f"{width}px", height=f"{height}px", margin="0")
     buttons = []
     for i in range(n):
         r, c = divmod(i, ncols)
         button = W.Button(tooltip=f"{tip} {i}", layout=W.Layout(
-            grid_row=str(r + 1), grid_column=str(c + 1), width=f"{tw}px", height=f"{th}px",
+            grid_area=f"{r + 1} / {c + 1} / {r + 2} / {c + 2}", width=f"{tw}px", height=f"{th}px",
             margin="0", padding="0"))
         button.style.button_color = "transparent"
         button.on_click(lambda _, i=i: on_click(i))

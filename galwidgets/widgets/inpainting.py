@@ -30,7 +30,7 @@ from ..diffusion.inpainting import InpaintResult, inpaint_flux
 from ..metrics.recovery import inpainting_recovery
 from ..viz import STRETCHES, rgb_composite
 from ._async import as_checkpoint, launch
-from ._bokeh import load_bokeh
+from ._bokeh import load_bokeh, panel_widget
 from .gallery import _mosaic, _png
 
 __all__ = ["InpaintingDemo", "InpaintingDemoState", "InpaintingDemoView"]
@@ -273,7 +273,7 @@ class InpaintingDemoView(W.VBox):
         self.maps_pane = pn.pane.HoloViews(
             image("spread", "spread of the draws (sky σ)", "viridis", False)
             + image("error", "mean − truth (sky σ)", "RdBu_r", True))
-        self.maps_plot = pn.ipywidget(self.maps_pane)
+        self.maps_plot = panel_widget(self.maps_pane)
 
         self._trail_box = W.VBox([self.angle, self.width, self.brightness, self.offset,
                                   W.HBox([self.dashed, self.dash_period, self.dash_duty])])

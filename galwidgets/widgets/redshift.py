@@ -28,7 +28,7 @@ from ..data.surveys import Survey
 from ..metrics.photometry import photometry
 from ..viz import STRETCHES, rgb_composite
 from ._async import as_checkpoint, launch
-from ._bokeh import load_bokeh
+from ._bokeh import load_bokeh, panel_widget
 from .gallery import _mosaic, _png
 
 __all__ = ["RedshiftExplorer", "RedshiftExplorerState", "RedshiftExplorerView", "size_and_surface_brightness"]
@@ -253,8 +253,8 @@ class RedshiftExplorerView(W.VBox):
         self._marker = hv.streams.Stream.define("Redshift", redshift=state.redshift)()
         self.size_pane = pn.pane.HoloViews(self._plot("r_half"))
         self.brightness_pane = pn.pane.HoloViews(self._plot("mu_e"))
-        self.size_plot = pn.ipywidget(self.size_pane)
-        self.brightness_plot = pn.ipywidget(self.brightness_pane)
+        self.size_plot = panel_widget(self.size_pane)
+        self.brightness_plot = panel_widget(self.brightness_pane)
 
         controls = W.VBox([self.redshift, self.guidance, self.n, self.steps, self.sampler, self.seed,
                            W.HBox([self.draw_button, self.clear_button]), self.progress, self.status])

@@ -31,7 +31,7 @@ from ..diffusion import samplers
 from ..diffusion.schedules import NoiseSchedule
 from ..viz import STRETCHES, rgb_composite
 from ._async import as_checkpoint, launch
-from ._bokeh import load_bokeh
+from ._bokeh import load_bokeh, panel_widget
 from .gallery import _mosaic, _png
 
 __all__ = ["DiffusionStepper", "DiffusionStepperState", "DiffusionStepperView"]
@@ -278,7 +278,7 @@ class DiffusionStepperView(W.VBox):
 
         self.schedule_pane = pn.pane.HoloViews(
             plot("alpha_bar", "ᾱ_t", False) + plot("snr", "SNR = ᾱ_t / (1 − ᾱ_t)", True))
-        self.schedule_plot = pn.ipywidget(self.schedule_pane)
+        self.schedule_plot = panel_widget(self.schedule_pane)
 
         forward = W.VBox([
             W.HTML("<b>forward process</b> q(x_t | x_0): x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε, fixed ε"),
