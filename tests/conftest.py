@@ -28,3 +28,19 @@ def tiny_checkpoint(tmp_path_factory, survey) -> Path:
     gw.train(model, gw.diffusion.NoiseSchedule.linear(100), survey, steps=4, batch_size=4,
              checkpoint_dir=directory, checkpoint_every=4, progress=False)
     return directory / "step_0000004.safetensors"
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_checkpoint):
+    """The tiny checkpoint loaded on the CPU (a module may override ``tiny`` with its own)."""
+    return gw.load_checkpoint(tiny_checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of tiny networks: threads gain nothing there, and on the
+    shared 2-core machine they spin. Use with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

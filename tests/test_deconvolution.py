@@ -19,11 +19,6 @@ HSC = SHARED_DATA / "hsc_pdr3"
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_checkpoint):
-    return gw.load_checkpoint(tiny_checkpoint, device="cpu")
-
-
-@pytest.fixture(scope="module")
 def observation(survey):
     y, kernels = gw.data.observe(survey.images[:1], 0.6, 0.262, 0.02, seed=0)
     return y[0], PSFOperator(kernels, (32, 32))

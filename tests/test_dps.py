@@ -17,11 +17,6 @@ from .conftest import SHARED_DATA
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_checkpoint):
-    return gw.load_checkpoint(tiny_checkpoint, device="cpu")
-
-
-@pytest.fixture(scope="module")
 def observation(survey, tiny):
     truth = survey.images[:1]
     y, kernels = gw.data.observe(truth, 0.6, 0.262, 0.02, seed=0)

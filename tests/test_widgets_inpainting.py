@@ -3,7 +3,6 @@ import asyncio
 import ipywidgets as W
 import numpy as np
 import pytest
-import torch
 import traitlets as T
 
 import galwidgets as gw
@@ -13,18 +12,12 @@ pytest.importorskip("holoviews")
 pytest.importorskip("panel")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: the tiny networks are faster so, and the 2 CPU cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny_checkpoint):
-    return gw.load_checkpoint(tiny_checkpoint)
+def checkpoint(tiny):
+    return tiny
 
 
 @pytest.fixture
