@@ -13,7 +13,8 @@ import pytest
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
 ROOT = Path(__file__).resolve().parents[1]
-IMPORT_TO_DISTRIBUTION = {"skimage": "scikit-image", "yaml": "pyyaml", "PIL": "pillow"}
+IMPORT_TO_DISTRIBUTION = {"skimage": "scikit-image", "yaml": "pyyaml", "PIL": "pillow",
+                          "sklearn": "scikit-learn"}
 
 
 def core_dependencies() -> set[str]:

@@ -5,6 +5,7 @@ import math
 
 import nbformat
 import pytest
+import torch
 
 import galwidgets as gw
 from galwidgets.cli import main, parse_value
@@ -53,6 +54,33 @@ def test_evaluate_samples_from_a_checkpoint(tiny_checkpoint, tmp_path):
                                           "n_reference": 8, "steps": 2}, output_dir=tmp_path,
                              progress=False)
     assert result.metrics["n_generated"] == 4 and result.metrics["source_generated"] == str(tiny_checkpoint)
+
+
+def test_evaluate_conditions_on_reference_redshifts_and_checks_memorisation(survey, survey_files, tmp_path):
+    from galwidgets.checkpoints import save_checkpoint
+
+    from .conftest import TINY_UNET
+
+    torch.manual_seed(0)
+    model = gw.models.UNet(**TINY_UNET, cond_dim=1, cond_center=0.07, cond_scale=0.03)
+    config = {"data": {"bands": list(survey.bands), "pixel_scale": survey.pixel_scale,
+                       "zeropoint": survey.zeropoint, "size": survey.size}}
+    path = save_checkpoint(tmp_path / "cond.safetensors", model, gw.diffusion.NoiseSchedule.linear(100),
+                           gw.data.AsinhStretch.fit(survey.images), config)
+    result = gw.run_notebook("evaluate", {"checkpoint": str(path), "n_generated": 6, "n_reference": 10,
+                                          "steps": 2, "bootstrap": 0, "training": survey_files[0],
+                                          "n_training": 5}, output_dir=tmp_path / "run", progress=False)
+    metrics = result.metrics
+    rho = metrics["size_redshift_spearman"]
+    assert set(rho) == {"generated", "reference", "difference"}
+    assert rho["difference"] == pytest.approx(rho["generated"] - rho["reference"])
+    assert metrics["nearest_neighbours"]["n_training"] == 5
+    assert set(metrics["flux_scale"]) == set(survey.bands)
+    assert metrics["fid"] is None  # no Inception weights on disk: skipped, not failed
+    assert metrics["projection"] in ("PCA", "UMAP")
+    for name in ("size_redshift.png", "neighbours.png", "flux_scale.png", "projection.png",
+                 "nearest_neighbours.parquet", "flux_scale.parquet"):
+        assert (tmp_path / "run" / name).is_file(), name
 
 
 @pytest.mark.slow

@@ -9,13 +9,15 @@ stamp), :mod:`.morphology` (statmorph in a process pool), :mod:`.nonparametric` 
 Gini/M20), :mod:`.shapes` (isophotal area, ellipticity, fit residuals), :mod:`.fid` (Fréchet
 distances, FID, KID), :mod:`.structural` (SSIM, SSIM gain, nearest neighbours) and
 :mod:`.hallucination` (posterior variance ratio), :mod:`.recovery` (inpainted flux) and
-:mod:`.redshift` (the redshift loss).
+:mod:`.redshift` (the redshift loss), :mod:`.fluxscale` (the flux-scale check of Smith et al.).
 """
 
 from .distances import *  # noqa: F403
 from .distances import __all__ as _distances
 from .fid import *  # noqa: F403
 from .fid import __all__ as _fid
+from .fluxscale import *  # noqa: F403
+from .fluxscale import __all__ as _fluxscale
 from .hallucination import *  # noqa: F403
 from .hallucination import __all__ as _hallucination
 from .morphology import *  # noqa: F403
@@ -37,7 +39,8 @@ from .structural import __all__ as _structural
 
 __all__ = sorted(
     {
-        *_distances, *_fid, *_hallucination, *_morphology, *_nonparametric, *_photometry, *_recovery,
+        *_distances, *_fid, *_fluxscale, *_hallucination, *_morphology, *_nonparametric, *_photometry,
+        *_recovery,
         *_redshift,
         *_segmentation, *_shapes, *_structural,
     }

@@ -1,7 +1,7 @@
 """Small checkpoints shipped inside the package, trained by the project on its mock survey.
 
 >>> import galwidgets as gw
->>> gw.pretrained.available()          # names and what they are
+>>> gw.pretrained.list()               # names and what they are (same as available())
 >>> ckpt = gw.pretrained.load("desi-tiny")
 
 No download happens: the files are package data. How each was made (command, wall time) is in
@@ -18,7 +18,7 @@ import torch
 from ..checkpoints import Checkpoint, load_checkpoint
 from .recipes import RECIPES
 
-__all__ = ["available", "load", "path"]
+__all__ = ["available", "list", "load", "path"]
 
 _DIR = Path(__file__).parent
 
@@ -49,3 +49,6 @@ def available() -> pd.DataFrame:
 def load(name: str = "desi-tiny", device: str | torch.device | None = None) -> Checkpoint:
     """Load a shipped checkpoint (EMA weights, schedule, normalizer, config)."""
     return load_checkpoint(path(name), device=device)
+
+
+list = available  # (``gw.pretrained.list()``, the name the design uses; shadows the builtin only here)
