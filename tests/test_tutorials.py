@@ -51,12 +51,13 @@ def test_tutorial_has_goals_exercise_and_gpu_cell(path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
-def test_tutorial_runs_top_to_bottom(path, tmp_path):
+def test_tutorial_runs_top_to_bottom(path, tmp_path, monkeypatch):
     params = nbformat.read(path, as_version=4).metadata["galwidgets"]["test_parameters"]
     known = pm.inspect_notebook(str(path))
     unknown = set(params) - set(known)
     assert not unknown, f"test parameters not in the parameters cell: {unknown}"
     shared = str(ROOT.parent / "shared")  # real survey data beside the checkout (HSC cutouts), when present
     params = {k: v.format(shared=shared) if isinstance(v, str) else v for k, v in params.items()}
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the kernel's torch: tiny runs gain nothing from threads
     pm.execute_notebook(str(path), str(tmp_path / path.name), parameters=params,
                         kernel_name="python3", progress_bar=False, cwd=str(tmp_path))
