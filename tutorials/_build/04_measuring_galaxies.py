@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (cell sources: notebook lines, formulas)
 """Tutorial 4: measuring generated galaxies (photometry, SGD, Cohen's d, Gini-M20, why not FID)."""
 
 from _tut import code, exercise, md, parameters, write
@@ -21,20 +22,25 @@ the distributions of the measurements with those of a reference set.
 - understand why the **Fréchet Inception Distance** says little about galaxies, and use a cheap,
   interpretable alternative, the Fréchet morphology distance.
 
-Runs in about two minutes on 2 CPU cores with the shipped model `desi-tiny`."""),
+Runs in about a minute on a CPU with the shipped model `desi-tiny`."""),
 parameters("""n_reference = 256  # int: held-out mock galaxies (the reference set)
 n_generated = 128  # int: galaxies drawn from desi-tiny
 steps = 25  # int: DDIM steps of the sampler
 aperture_radius = 6.0  # float: radius of the photometry aperture in pixels
 seed = 0  # int: seed of sampling and of the split-half baselines
-progress = False  # bool: show progress bars"""),
+progress = False  # bool: show progress bars
+threads = 1  # int: CPU threads of torch (networks this small run fastest on one)"""),
 code("""import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import torch
 from IPython.display import Image, display
 
 import galwidgets as gw
 
+# one thread: for networks this small a second thread costs more than it gains, and on shared
+# cores (Binder, JupyterHub) waiting for each other can make two threads several times slower
+torch.set_num_threads(threads)
 ckpt = gw.pretrained.load("desi-tiny")
 # held out: desi-tiny learnt from simulate_survey(6000, seed=1000), so use another seed
 mock = gw.data.simulate_survey(n_reference, size=ckpt.size, bands=ckpt.bands, pixel_scale=ckpt.pixel_scale,
