@@ -12,6 +12,7 @@ import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy import visualization as apviz
@@ -22,7 +23,8 @@ from ._validation import as_bands, as_images
 from .data.instruments import BAND_WAVELENGTHS
 from .data.noise import sky_noise
 
-__all__ = ["STRETCHES", "band_scales", "image_grid", "png_bytes", "rgb_composite", "save_grid"]
+__all__ = ["STRETCHES", "band_scales", "gini_m20_lines", "image_grid", "png_bytes", "rgb_composite",
+           "save_grid"]
 
 STRETCHES = ("lupton", "asinh", "log", "sqrt", "linear")
 
@@ -155,3 +157,22 @@ def save_grid(path: str | os.PathLike, images: np.ndarray, bands: Sequence[str],
     with atomic_path(path) as tmp:
         tmp.write_bytes(png_bytes(fig, dpi=dpi))
     return Path(path)
+
+
+def gini_m20_lines(ax: Any, m20_range: tuple[float, float] = (-3.0, 0.0)) -> None:
+    """Draw the Lotz et al. (2008, eqs. 4-5) lines on a Gini-M20 axis and set M20 to decrease rightwards.
+
+    Dashed: the merger line ``G = -0.14 M20 + 0.33`` (mergers above); dotted: the bulge/disc line
+    ``G = 0.14 M20 + 0.80`` below the merger line (early types above, discs below). The
+    coefficients are :data:`galwidgets.metrics.LOTZ_2008`.
+    """
+    from .metrics.nonparametric import LOTZ_2008
+
+    (a, b), (c, d) = LOTZ_2008["merger"], LOTZ_2008["bulge"]
+    lo, hi = sorted(m20_range)
+    meet = (d - b) / (a - c)  # where the two lines cross; the bulge line stops there
+    m20 = np.array([lo, hi])
+    ax.plot(m20, a * m20 + b, "k--", lw=0.8, label="merger line (Lotz et al. 2008)")
+    bulge = np.array([lo, min(max(meet, lo), hi)])
+    ax.plot(bulge, c * bulge + d, "k:", lw=0.8, label="bulge/disc line")
+    ax.set_xlim(hi, lo)

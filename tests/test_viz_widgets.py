@@ -40,3 +40,18 @@ def test_gallery_rejects_bad_input(survey):
         Gallery(survey, survey.images[:, :2])
     with pytest.raises(ValueError, match="real: expected a 4-D array"):
         Gallery(survey.images[0], survey)
+
+
+def test_gini_m20_lines_follow_lotz_2008_and_meet_at_the_bulge_line_end():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    gw.viz.gini_m20_lines(ax)
+    (merger, bulge) = ax.get_lines()
+    m20, gini = merger.get_data()
+    np.testing.assert_allclose(gini, -0.14 * np.asarray(m20) + 0.33)
+    m20, gini = bulge.get_data()
+    np.testing.assert_allclose(gini, 0.14 * np.asarray(m20) + 0.80)
+    np.testing.assert_allclose(max(m20), -0.47 / 0.28)  # the bulge line stops where it meets the merger line
+    assert ax.get_xlim() == (0.0, -3.0)  # M20 decreases to the right, as in Lotz et al.
+    plt.close(fig)

@@ -59,7 +59,12 @@ from tqdm.auto import tqdm
 from .._validation import as_images, band_index, check_positive, check_positive_int
 from .segmentation import central_segmap
 
-__all__ = ["NONPARAMETRIC_FLAGS", "gini", "gini_m20", "m20"]
+__all__ = ["LOTZ_2008", "NONPARAMETRIC_FLAGS", "gini", "gini_m20", "m20"]
+
+#: Lines of the Gini-M20 plane of Lotz et al. (2008, eqs. 4-5), as (slope, intercept) of
+#: ``G = slope * M20 + intercept``: mergers lie above ``merger``; of the rest, bulge-dominated
+#: (early-type) galaxies above ``bulge`` and discs below it.
+LOTZ_2008 = {"merger": (-0.14, 0.33), "bulge": (0.14, 0.80)}
 
 #: Bits of the ``flag`` column of :func:`gini_m20`: 1-8 leave ``gini`` and ``m20`` NaN (``edge`` not
 #: with ``keep_edge=True``), 16 leaves ``m20`` NaN, the others are warnings on measured values.

@@ -30,6 +30,7 @@ import pandas as pd
 import traitlets as T
 
 from .._validation import as_bands, as_images, band_index
+from ..metrics.nonparametric import LOTZ_2008
 from ..viz import STRETCHES
 from .gallery import GENERATED_COLOUR, REAL_COLOUR, _checked, _composite, _mosaic, _padded, _png
 
@@ -43,7 +44,6 @@ PLANES = {
     "size_magnitude": ("mag_{band}", "r_half", "{band} magnitude (AB)", "half-light radius (arcsec)"),
 }
 #: Lotz et al. (2008) eqs. 4-5: (slope, intercept) of G(M20) for the merger and bulge/disc lines.
-LOTZ_2008 = {"merger": (-0.14, 0.33), "bulge": (0.14, 0.80)}
 CONSELICE_MERGER_A = 0.35  # Conselice (2003): A > 0.35 marks major mergers
 SETS = ("real", "generated")
 _HEX = {s: "#{:02x}{:02x}{:02x}".format(*c) for s, c in zip(SETS, (REAL_COLOUR, GENERATED_COLOUR))}

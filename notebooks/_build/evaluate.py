@@ -148,11 +148,8 @@ pd.DataFrame({"reference": morph_ref[["gini", "m20"]].median(), "generated": mor
 code("""fig, ax = plt.subplots(figsize=(4.2, 3.6))
 ax.scatter(morph_ref.m20, morph_ref.gini, s=10, alpha=0.6, label="reference")
 ax.scatter(morph_gen.m20, morph_gen.gini, s=10, alpha=0.6, label="generated")
-m20 = np.array([-3.0, 0.0])
-ax.plot(m20, -0.14 * m20 + 0.33, "k--", lw=0.8)  # mergers above
-early = np.array([-3.0, -1.68])
-ax.plot(early, 0.14 * early + 0.80, "k:", lw=0.8)  # early types above, discs below
-ax.set(xlim=(0, -3), xlabel="M20", ylabel="Gini",
+gw.viz.gini_m20_lines(ax)  # Lotz et al. 2008: mergers above the dashed line; bulges above the dotted one
+ax.set(xlabel="M20", ylabel="Gini",
        title=f"Fréchet morphology distance {fmd:.2f} (split-half {fmd_baseline:.2f})")
 ax.title.set_fontsize(8)
 ax.legend(fontsize=7)

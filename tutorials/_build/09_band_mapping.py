@@ -227,10 +227,8 @@ fig, ax = plt.subplots(figsize=(5, 4))
 colours = {"input": "C0", "prediction": "C1", "prediction + noise": "C2", "target": "k"}
 for name, t in morphology.items():
     ax.scatter(t.m20, t.gini, s=8, alpha=0.6, color=colours[name], label=name)
-m20_line = np.linspace(-3, -0.5, 10)
-ax.plot(m20_line, 0.14 * m20_line + 0.80, "k:", lw=0.8, label="bulge/disc (Lotz et al. 2008)")
+gw.viz.gini_m20_lines(ax, m20_range=(-3.0, -0.5))  # Lotz et al. 2008 merger and bulge/disc lines
 ax.set(xlabel="M20", ylabel="Gini", title=f"Gini-M20 in {out_bands[0]} (input: {baseline_bands[0]})")
-ax.invert_xaxis()
 ax.legend(fontsize=7)
 fig.tight_layout()
 plt.show()
