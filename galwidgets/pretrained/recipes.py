@@ -10,6 +10,8 @@ import argparse
 import time
 from pathlib import Path
 
+import torch
+
 from ..checkpoints import save_checkpoint
 from ..data.simulate import simulate_survey
 from ..diffusion.schedules import NoiseSchedule
@@ -60,6 +62,7 @@ def build(name: str, workdir: str | Path, output: str | Path | None = None, prog
     else:
         survey = simulate_survey(**recipe["survey"], progress=progress)
         survey.save(survey_file)
+    torch.manual_seed(recipe["train"]["seed"])  # the initial weights; on resume they come from the checkpoint
     model = UNet(in_channels=len(survey.bands), **recipe["model"])
     schedule = NoiseSchedule.from_config(recipe["schedule"])
     ckpt = train(model, schedule, survey, checkpoint_dir=workdir / "checkpoints", progress=progress,

@@ -57,6 +57,7 @@ code("""from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import torch
 from IPython.display import Image, display
 
 import galwidgets as gw
@@ -75,6 +76,7 @@ else:
         ckpt = gw.load_checkpoint(checkpoint) if is_file else gw.pretrained.load(checkpoint)
     else:  # the thesis's chapter-2 baselines, trained on the same mock data as the shipped DDPM
         train = gw.data.simulate_survey(n_train, size=train_size, seed=seed + 20_000, progress=False)
+        torch.manual_seed(seed)  # the initial weights, so that a seed gives one result
         if model == "vae":
             ckpt = gw.models.train_vae(gw.models.VAE(in_channels=len(train.bands), image_size=train_size),
                                        train, steps=train_steps, checkpoint_dir=out / "training", seed=seed)

@@ -67,6 +67,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import torch
 from IPython.display import Image, display
 
 import galwidgets as gw
@@ -109,6 +110,7 @@ else:
         values = data.catalog[cond].to_numpy(dtype=float)
         cond_kwargs = {"cond_dim": 1, "cond_center": float(np.median(values)),
                        "cond_scale": float(values.std()) or 1.0}
+    torch.manual_seed(seed)  # the initial weights, so that a seed gives one model
     model = gw.models.UNet(in_channels=len(data.bands), base_channels=base_channels,
                            channel_mults=channel_mults, num_res_blocks=num_res_blocks,
                            attention_levels=attention_levels, prediction=prediction, **cond_kwargs)

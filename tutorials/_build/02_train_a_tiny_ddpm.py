@@ -80,7 +80,8 @@ divides its error by a tiny $\sqrt{\bar\alpha_t}$; a v-model's does not, which i
 shipped model's galaxies as bright as the data (`galwidgets/pretrained/README.md`).
 
 Here is one evaluation of the loss, by hand, for an untrained U-Net:"""),
-code("""model = gw.models.UNet(in_channels=len(train.bands), base_channels=base_channels, channel_mults=[1, 2, 2],
+code("""torch.manual_seed(seed)  # the initial weights: the same seed, the same run
+model = gw.models.UNet(in_channels=len(train.bands), base_channels=base_channels, channel_mults=[1, 2, 2],
                        attention_levels=[], prediction=prediction)
 schedule = gw.diffusion.NoiseSchedule.cosine(1000)
 normalizer = gw.data.AsinhStretch.fit(train.images)  # flux -> model space, fitted on the training set
