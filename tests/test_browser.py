@@ -136,21 +136,13 @@ def _wait_for_server(server: subprocess.Popen, lab: Lab, timeout: float = 90) ->
         time.sleep(0.3)
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """A JupyterLab server on 127.0.0.1 serving a copy of the notebook; shut down afterwards."""
-    _require("playwright (pip install playwright)", importlib.util.find_spec("playwright") is not None)
-    _require("jupyterlab", importlib.util.find_spec("jupyterlab") is not None)
-    _require(f"Chromium at {CHROMIUM} (apt-get install chromium)", CHROMIUM.exists())
-    if "lab" in _SETUP_ERRORS:
-        pytest.fail(f"lab setup failed before: {_SETUP_ERRORS['lab']}", pytrace=False)
-    tmp = tmp_path_factory.mktemp("lab")
-    root = tmp / "root"
-    root.mkdir()
-    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+@contextlib.contextmanager
+def running_lab(root: Path, tmp: Path, python: str = sys.executable) -> Iterator[Lab]:
+    """JupyterLab of the environment of ``python`` on 127.0.0.1 (free port, temporary token,
+    config/runtime/settings under ``tmp``), serving ``root``; shut down afterwards. Every cell is
+    kept in the DOM (no virtual scrolling) and a notebook's kernel starts without asking."""
     settings = tmp / "settings"
     for plugin, values in {
-        # every cell in the DOM (no virtual scrolling); start the notebook's kernel without asking
         "notebook-extension/tracker": {"windowingMode": "none", "autoStartDefaultKernel": True,
                                        "scrollPastEnd": False},
         "apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
@@ -166,7 +158,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     log = tmp / "jupyterlab.log"
     with log.open("w") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+            [python, "-m", "jupyterlab", "--no-browser", "--allow-root",
              "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
              f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
              "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
@@ -174,8 +166,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     lab = Lab(f"http://127.0.0.1:{port}", token, log)
     try:
-        with _remember_failure("lab"):
-            _wait_for_server(server, lab)
+        _wait_for_server(server, lab)
         yield lab
     finally:
         with contextlib.suppress(OSError):
@@ -187,6 +178,22 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)  # the server's own process group (it and its kernel)
             server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """A JupyterLab server on 127.0.0.1 serving a copy of the notebook; shut down afterwards."""
+    _require("playwright (pip install playwright)", importlib.util.find_spec("playwright") is not None)
+    _require("jupyterlab", importlib.util.find_spec("jupyterlab") is not None)
+    _require(f"Chromium at {CHROMIUM} (apt-get install chromium)", CHROMIUM.exists())
+    if "lab" in _SETUP_ERRORS:
+        pytest.fail(f"lab setup failed before: {_SETUP_ERRORS['lab']}", pytrace=False)
+    tmp = tmp_path_factory.mktemp("lab")
+    root = tmp / "root"
+    root.mkdir()
+    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    with _remember_failure("lab"), running_lab(root, tmp) as lab:
+        yield lab
 
 
 @dataclass
@@ -211,7 +218,7 @@ def _wait(page: Any, predicate: str, timeout: float, what: str, arg: Any = None)
         raise AssertionError(f"browser: {what} within {timeout:.0f} s (screenshot {shot})") from exc
 
 
-def _run_all(page: Any) -> None:
+def _run_all(page: Any, timeout: float = 240) -> None:
     """Run all cells through the Run menu; wait until the run started, no cell is queued or
     running any more and the kernel is idle. (Widget cells are tagged ``raises-exception``, so an
     error in one does not stop the others; an error in the setup cell does.)"""
@@ -219,7 +226,7 @@ def _run_all(page: Any) -> None:
     page.locator("li[data-command='runmenu:run-all']").click()
     _wait(page, f"() => ({PROMPTS_JS})().some(p => p !== '[ ]:')", 30, "the first cell started")
     _wait(page, f"() => !({PROMPTS_JS})().includes('[*]:') && document.querySelector("
-          f"'.jp-NotebookPanel .jp-Notebook-ExecutionIndicator')?.dataset.status === 'idle'", 240,
+          f"'.jp-NotebookPanel .jp-Notebook-ExecutionIndicator')?.dataset.status === 'idle'", timeout,
           "all cells ran and the kernel went idle")
 
 

@@ -96,7 +96,8 @@ def test_evaluate_trains_and_scores_a_baseline_generator(model, tmp_path):
     if model == "vae":
         assert math.isfinite(result.metrics["sgd"]["total"])
         # the seed fixes the baseline's initial weights too: a second run in a fresh folder agrees
-        again = gw.run_notebook("evaluate", parameters, output_dir=tmp_path / "again", progress=False, threads=1)
+        again = gw.run_notebook("evaluate", parameters, output_dir=tmp_path / "again", progress=False,
+                                threads=1)
         assert again.metrics["sgd"] == result.metrics["sgd"]
     assert (tmp_path / "training").is_dir()  # the baseline's checkpoints
 

@@ -37,7 +37,7 @@ RECIPES: dict[str, dict] = {
                   "attention_levels": [2], "prediction": "v", "cond_dim": 1, "cond_center": 0.07,
                   "cond_scale": 0.03},
         "schedule": {"kind": "cosine", "params": {"T": 1000}},
-        "train": {"steps": 4000, "batch_size": 32, "lr": 4e-4, "warmup_steps": 200,
+        "train": {"steps": 6000, "batch_size": 32, "lr": 4e-4, "warmup_steps": 200,
                   "ema_decay": 0.998, "seed": 0, "checkpoint_every": 250, "cond": "redshift",
                   "cond_drop": 0.1},
     },

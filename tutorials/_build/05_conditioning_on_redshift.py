@@ -365,10 +365,11 @@ print(gw.metrics.galaxy_kl_loss(tables["truth"], table, names, redshift_bins=n_b
                                 min_galaxies=min_per_bin).attrs["mean"])
 ```
 Guidance sharpens $p(z \mid x)$, so galaxies look more typical of their redshift: the size trend
-gets steeper. Measured with the `desi-z-tiny` checkpoint shipped at the time of writing (2000
-training steps) at the default sizes: ρ went from +0.02 at $s = 1$ to −0.44 at $s = 3$, steeper
-than the truth's −0.15, while the summed mean KL *rose* from 14.5 to 16.3 nats (perfect-model
-floor 8.4). Guidance bought a size trend, overshooting the truth's, at the price of the property
+gets steeper. Measured with the shipped `desi-z-tiny` (6000 training steps) at the default sizes:
+ρ went from +0.10 at $s = 1$ to −0.22 at $s = 3$, against the truth's −0.15 (with 64 galaxies ρ is
+uncertain by about ±0.12; on 1000 galaxies the model at $s = 1$ follows the truth, see
+`galwidgets/pretrained/README.md`), while the summed mean KL *rose* from 13.0 to 15.3 nats
+(perfect-model floor 8.4). Guidance bought a steeper size trend at the price of the property
 distributions: it trades realism and diversity for adherence to the condition, so compare ρ with
 the truth's, not just "more negative"."""),
 exercise(
@@ -381,7 +382,7 @@ print(np.nanmedian(half_light_radius(far)), R_kpc * Planck18.arcsec_per_kpc_prop
 ```
 The network has only seen $\tilde z = (z - 0.07)/0.03$ between about $-1.7$ and $+1.7$; at $z = 0.25$
 it gets $\tilde z = 6$, far outside. Measured (same checkpoint, 8 galaxies each): the median
-$r_{1/2}$ was 1.33″ at $z = 0.25$ against 1.48″ at $z = 0.12$, while Planck18 predicts that a galaxy
+$r_{1/2}$ was 1.39″ at $z = 0.25$ against 1.47″ at $z = 0.12$, while Planck18 predicts that a galaxy
 of the median proper size shrinks from 1.06″ to 0.59″. Networks do not extrapolate physics:
 conditional generators are trustworthy only inside their training range."""),
 exercise(
@@ -396,7 +397,7 @@ for name in ("DDPM", "CVAE", "perfect model"):
 ```
 Fewer truth galaxies per bin means sparser histograms and more empty bins, so every KL rises,
 the perfect model's most. Measured (default sizes otherwise): the summed floor rose from 8.4 to
-14.7 nats, the DDPM from 14.5 to 16.9 (now hardly distinguishable from perfect) and the CVAE stayed
+14.7 nats, the DDPM from 13.0 to 17.4 (now hardly distinguishable from perfect) and the CVAE stayed
 at 24. With small samples only large differences are real: always report the
 floor."""),
 exercise(
@@ -412,7 +413,7 @@ table4 = properties(vae4.with_images(vae4.images + noise * sky[None, :, None, No
 print(gw.metrics.galaxy_kl_loss(tables["truth"], table4, names, redshift_bins=n_bins).attrs["mean"])
 ```
 Measured: the reconstruction error fell from 0.0130 to 0.0119 and the summed KL from 24.8 to
-17.9 nats (DDPM 14.5, floor 8.4), but the galaxies are still smooth blobs. The blur is not
+17.9 nats (DDPM 13.0, floor 8.4), but the galaxies are still smooth blobs. The blur is not
 under-training: it is the MSE decoder averaging everything the latent vector does not encode."""),
 md(r"""## Going further on a GPU
 
