@@ -346,6 +346,14 @@ def test_widget_renders(notebook: Notebook, name: str) -> None:
                           "see the screenshot")
 
 
+def test_initial_settings_survive_rendering(notebook: Notebook) -> None:
+    """Settings given to the constructor are what the browser shows: the DiffusionStepper built
+    with ``t=250`` still shows t = 250 after its view (with its Play/slider links) rendered."""
+    cell = notebook.cells["DiffusionStepper"]
+    text = cell.locator(".jp-OutputArea-output").first.inner_text()
+    assert "x_t at t = 250:" in text, f"DiffusionStepper: t reset in the browser; shows {text[:300]!r}"
+
+
 def test_no_error_in_page(notebook: Notebook) -> None:
     """Nowhere in the notebook an ipywidgets/JupyterLab rendering error; no JavaScript exception."""
     text = notebook.page.locator(".jp-Notebook").inner_text()

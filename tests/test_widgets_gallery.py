@@ -161,6 +161,17 @@ def test_view_layout_follows_the_state(gallery):
     assert view.generated_grid.layout.grid_template_columns == f"repeat(4, {tile})"
 
 
+def test_default_zoom_keeps_both_panels_on_a_notebook_page(survey):
+    """Tiles of at most 160 screen pixels: 32-pixel stamps at zoom 3, 64 at 2, 128 at 1; an
+    explicit zoom wins. Side by side, two 4-column panels then fit ~1300 pixels."""
+    stamps = {size: np.zeros((4, 3, size, size), dtype=np.float32) for size in (32, 64, 128)}
+    assert [Gallery(s, s).state.zoom for s in stamps.values()] == [3, 2, 1]
+    assert Gallery(stamps[64], stamps[64], zoom=3).state.zoom == 3
+    view = Gallery(stamps[64], stamps[64]).view
+    assert view.generated_grid.layout.width == f"{4 * 130 - 2}px"
+    assert view.compare_panels.layout.flex_flow == "row wrap"  # a narrow page stacks the panels
+
+
 def test_errors(survey):
     with pytest.raises(ValueError, match="training: expected stamps shaped like generated"):
         Gallery(survey[:4], survey[4:8], training=survey.images[:, :, :16, :16])

@@ -1,4 +1,5 @@
 import asyncio
+import json
 
 import ipywidgets as W
 import numpy as np
@@ -99,6 +100,19 @@ def test_view_links_controls_plots_and_image(explorer):
     shown = view._pipe.data
     assert len(shown) == state.history.dropna(subset=["r_half", "mu_e"]).shape[0]
     assert not view.draw_button.disabled and view.status.value == ""
+
+
+def test_shown_after_a_draw_the_plots_hold_the_draw(explorer):
+    """A draw made before the widget is shown (``explorer.state.draw(); explorer`` in one cell)
+    reaches the Bokeh documents a new view draws: displaying refreshes each plot's render bundle
+    (jupyter_bokeh only patches views already on the page)."""
+    plots = (explorer.view.size_plot, explorer.view.brightness_plot)
+    before = [json.dumps(p.render_bundle, default=str) for p in plots]
+    explorer.state.draw()
+    explorer._repr_mimebundle_()
+    after = [json.dumps(p.render_bundle, default=str) for p in plots]
+    assert all(a != b for a, b in zip(after, before))
+    assert all(len(a) > len(b) for a, b in zip(after, before))  # the drawn galaxies were added
 
 
 def test_threaded_draw_keeps_the_loop_free(explorer):

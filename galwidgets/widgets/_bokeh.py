@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["holoviews_widget", "load_bokeh", "panel_widget"]
+__all__ = ["holoviews_widget", "load_bokeh", "panel_widget", "refresh_bokeh"]
 
 _LOADED = False
 
@@ -50,11 +50,35 @@ def panel_widget(pane: Any) -> Any:
     """
     load_bokeh()
     import panel as pn
+
+    widget = pn.ipywidget(pane)
+    _send_document(widget)
+    return widget
+
+
+def _send_document(widget: Any) -> None:
+    """Patch the stylesheets of ``widget``'s Bokeh document inline and put the whole document in
+    its ``render_bundle`` (what a view rendered from now on draws)."""
     from bokeh.models import UIElement
     from panel.io.notebook import patch_inline_stylesheets
 
-    widget = pn.ipywidget(pane)
     for model in widget._model.select({"type": UIElement}):
         patch_inline_stylesheets(model)
     widget.render_bundle = widget._model_to_traits(widget._model)
-    return widget
+
+
+def refresh_bokeh(root: Any) -> Any:
+    """Bring every Bokeh plot inside the ipywidget tree ``root`` up to date for a new view; return ``root``.
+
+    A ``jupyter_bokeh.BokehModel`` sends later changes of its document as patches to the views
+    already on the page; a view created afterwards draws the ``render_bundle`` of the widget's
+    construction. So a widget changed before it is shown (``w.state.draw(); w`` in one cell) would
+    show its first state. Called by each widget's ``_repr_mimebundle_``.
+    """
+    stack = [root]
+    while stack:
+        widget = stack.pop()
+        if hasattr(widget, "render_bundle") and hasattr(widget, "_model"):
+            _send_document(widget)
+        stack.extend(getattr(widget, "children", ()) or ())
+    return root

@@ -17,6 +17,7 @@ import numpy as np
 import traitlets as T
 
 from .._validation import as_bands, as_real_array
+from ._bokeh import refresh_bokeh
 from .gallery import _checked
 
 __all__ = ["DECONVOLUTION_PANELS", "DeconvolutionState", "DeconvolutionView", "DeconvolutionViewer"]
@@ -311,4 +312,4 @@ class DeconvolutionViewer:
         return DeconvolutionView(self.state)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        return self.view._repr_mimebundle_(**kwargs)
+        return refresh_bokeh(self.view)._repr_mimebundle_(**kwargs)

@@ -350,7 +350,7 @@ class GalleryView(W.VBox):
         self.neighbours_image = W.Image(format="png")
         self.neighbours_table = W.HTML()
         self.status = W.HTML()
-        self.compare_panels = W.HBox()
+        self.compare_panels = W.HBox(layout=W.Layout(flex_flow="row wrap"))  # narrow screens: stacked
         self.game_panel = W.VBox()
         self.neighbours_panel = W.VBox([W.HTML("<b>selected generated galaxy and its nearest training "
                                                "galaxies</b>"), self.neighbours_image,
@@ -431,6 +431,8 @@ class Gallery:
     **settings
         Initial :class:`GalleryState` settings (``stretch``, ``band``, ``percentile``, ``Q``,
         ``n_show``, ``mode="real_or_fake"``, ``seed``, ``n_neighbours``, ``normalise``, ...).
+        ``zoom`` (screen pixels per image pixel) defaults to the largest of 1, 2, 3 that keeps a
+        tile within 160 screen pixels: 3 for 32-pixel stamps, 2 for 64, 1 for 128.
 
     Attributes
     ----------
@@ -457,6 +459,8 @@ class Gallery:
                              f"got {generated_images.shape[2:]}")
         bands = as_bands(bands or ("g", "r", "z")[: real_images.shape[1]], real_images.shape[1])
         settings.setdefault("zeropoint", getattr(real, "zeropoint", 22.5))
+        # tiles of at most 160 screen pixels, so that both 4-column panels fit a notebook side by side
+        settings.setdefault("zoom", max(1, min(3, 160 // real_images.shape[-1])))
         self.state = GalleryState(real=real_images, generated=generated_images, bands=bands)
         if training is not None:
             training = as_images(training, "training")

@@ -30,7 +30,7 @@ from ..diffusion.inpainting import InpaintResult, inpaint_flux
 from ..metrics.recovery import inpainting_recovery
 from ..viz import STRETCHES, rgb_composite
 from ._async import as_checkpoint, launch
-from ._bokeh import load_bokeh, panel_widget
+from ._bokeh import load_bokeh, panel_widget, refresh_bokeh
 from .gallery import _mosaic, _png
 
 __all__ = ["InpaintingDemo", "InpaintingDemoState", "InpaintingDemoView"]
@@ -398,4 +398,4 @@ class InpaintingDemo:
         self.view = InpaintingDemoView(self.state, threaded=threaded)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        return self.view._repr_mimebundle_(**kwargs)
+        return refresh_bokeh(self.view)._repr_mimebundle_(**kwargs)

@@ -32,6 +32,7 @@ import traitlets as T
 from .._validation import as_bands, as_images, band_index
 from ..metrics.nonparametric import LOTZ_2008
 from ..viz import STRETCHES
+from ._bokeh import refresh_bokeh
 from .gallery import GENERATED_COLOUR, REAL_COLOUR, _checked, _composite, _mosaic, _padded, _png
 
 __all__ = ["LOTZ_2008", "PLANES", "MorphologyExplorer", "MorphologyState", "MorphologyView",
@@ -545,4 +546,4 @@ class MorphologyExplorer:
         return MorphologyView(self.state)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        return self.view._repr_mimebundle_(**kwargs)
+        return refresh_bokeh(self.view)._repr_mimebundle_(**kwargs)

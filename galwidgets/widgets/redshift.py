@@ -28,7 +28,7 @@ from ..data.surveys import Survey
 from ..metrics.photometry import photometry
 from ..viz import STRETCHES, rgb_composite
 from ._async import as_checkpoint, launch
-from ._bokeh import load_bokeh, panel_widget
+from ._bokeh import load_bokeh, panel_widget, refresh_bokeh
 from .gallery import _mosaic, _png
 
 __all__ = ["RedshiftExplorer", "RedshiftExplorerState", "RedshiftExplorerView", "size_and_surface_brightness"]
@@ -367,4 +367,4 @@ class RedshiftExplorer:
         self.view = RedshiftExplorerView(self.state, threaded=threaded)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        return self.view._repr_mimebundle_(**kwargs)
+        return refresh_bokeh(self.view)._repr_mimebundle_(**kwargs)

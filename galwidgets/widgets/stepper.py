@@ -31,7 +31,7 @@ from ..diffusion import samplers
 from ..diffusion.schedules import NoiseSchedule
 from ..viz import STRETCHES, rgb_composite
 from ._async import as_checkpoint, launch
-from ._bokeh import load_bokeh, panel_widget
+from ._bokeh import load_bokeh, panel_widget, refresh_bokeh
 from .gallery import _mosaic, _png
 
 __all__ = ["DiffusionStepper", "DiffusionStepperState", "DiffusionStepperView"]
@@ -216,6 +216,12 @@ class DiffusionStepperState(T.HasTraits):
         return self.png(self.frames[self.frame][which])
 
 
+def _panel(label: W.Widget, image: W.Image) -> W.VBox:
+    """A label over an image shown at its own size: not stretched to a long label's width, not
+    shrunk beside the schedule plots."""
+    return W.VBox([label, image], layout=W.Layout(align_items="flex-start", flex="0 0 auto"))
+
+
 class DiffusionStepperView(W.VBox):
     """ipywidgets view of a :class:`DiffusionStepperState`: the forward slider with its images and
     the ᾱ_t / SNR plots (HoloViews through Panel), and the reverse-process player."""
@@ -251,8 +257,10 @@ class DiffusionStepperView(W.VBox):
         self.frame_label = W.HTML()
         names = ("t", "galaxy", "noise_seed", "display", "band", "sampler", "steps", "eta", "seed", "frame")
         self._links = [W.link((state, name), (getattr(self, name), "value")) for name in names]
-        self._jslinks = [W.jslink((self.t_play, "value"), (self.t, "value")),
-                         W.jslink((self.play, "value"), (self.frame, "value"))]
+        # the slider is the source: a jslink copies source to target when the view is created,
+        # so a Play widget as source would reset t (e.g. DiffusionStepper(..., t=250)) to 0
+        self._jslinks = [W.jslink((self.t, "value"), (self.t_play, "value")),
+                         W.jslink((self.frame, "value"), (self.play, "value"))]
         self.run_button.on_click(lambda _: self.run())
 
         # ᾱ_t and SNR with markers at t (black) and at the reverse frame's t (red)
@@ -284,8 +292,8 @@ class DiffusionStepperView(W.VBox):
             W.HTML("<b>forward process</b> q(x_t | x_0): x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε, fixed ε"),
             W.HBox([self.t_play, self.t]), W.HBox([self.galaxy, self.noise_seed]),
             W.HBox([self.display, self.band]),
-            W.HBox([W.VBox([W.HTML("x_0"), self.clean_image]),
-                    W.VBox([self.forward_label, self.forward_image]), self.schedule_plot]),
+            W.HBox([_panel(W.HTML("x_0"), self.clean_image),
+                    _panel(self.forward_label, self.forward_image), self.schedule_plot]),
         ])
         reverse_note = W.HTML("" if state.can_reverse else f"<i>{_NO_MODEL}</i>")
         reverse = W.VBox([
@@ -293,7 +301,7 @@ class DiffusionStepperView(W.VBox):
             reverse_note, W.HBox([self.sampler, self.steps, self.eta]),
             W.HBox([self.seed, self.run_button, self.progress]), self.status,
             W.HBox([self.play, self.frame, self.frame_label]),
-            W.HBox([W.VBox([W.HTML("x_t"), self.x_image]), W.VBox([W.HTML("x̂_0"), self.x0_image])]),
+            W.HBox([_panel(W.HTML("x_t"), self.x_image), _panel(W.HTML("x̂_0"), self.x0_image)]),
         ])
         super().__init__([forward, reverse], **kwargs)
         state.observe(self._on_forward, names=["t", "galaxy", "noise_seed", "display", "band", "stretch",
@@ -417,4 +425,4 @@ class DiffusionStepper:
         self.view = DiffusionStepperView(self.state, threaded=threaded)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        return self.view._repr_mimebundle_(**kwargs)
+        return refresh_bokeh(self.view)._repr_mimebundle_(**kwargs)

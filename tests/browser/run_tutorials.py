@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.test_browser import CHROMIUM, ERROR_TEXTS, KERNEL_READY_JS, _run_all, _wait, running_lab  # noqa: E402
 
-#: Output statistics of the open notebook: error outputs, figures, widget views, Bokeh canvases.
+#: Output statistics of the open notebook: error outputs, figures (``<img>``), widget views.
 CENSUS_JS = """() => {
     const outputs = [...document.querySelectorAll('.jp-NotebookPanel .jp-OutputArea-output')];
     const errors = outputs.filter(o => /Traceback|\\b\\w+Error: /.test(o.innerText)
@@ -41,7 +41,6 @@ CENSUS_JS = """() => {
     return {errors,
             figures: imgs.length,
             widgets: outputs.filter(o => o.querySelector(':scope > .jupyter-widgets')).length,
-            bokeh_canvases: document.querySelectorAll('.jp-NotebookPanel .bk-Canvas').length,
             text: document.querySelector('.jp-NotebookPanel .jp-Notebook').innerText};
 }"""
 
@@ -81,6 +80,8 @@ def run_tutorial(browser: Any, lab: Any, name: str, out: Path, timeout: float) -
     seconds = time.monotonic() - start
     page.wait_for_timeout(3000)  # Bokeh lays out asynchronously
     census = page.evaluate(CENSUS_JS)
+    # Bokeh draws inside shadow roots, which querySelectorAll does not enter; Playwright's locators do
+    census["bokeh_canvases"] = page.locator(".jp-NotebookPanel .bk-Canvas").count()
     page.keyboard.press("Control+b")  # hide the file browser
     height = page.evaluate("""() => {
         const outer = document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer');
