@@ -68,6 +68,9 @@ def run_tutorial(browser: Any, lab: Any, name: str, out: Path, timeout: float) -
             route.abort()
 
     page.route("**/*", offline)
+    console: list[str] = []
+    page.on("console", lambda m: m.type == "error" and console.append(m.text))
+    page.on("pageerror", lambda e: console.append(f"page error: {e}"))
     workspace = re.sub(r"\W", "", Path(name).stem)
     start = time.monotonic()
     page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{name}?token={lab.token}")
@@ -101,6 +104,7 @@ def run_tutorial(browser: Any, lab: Any, name: str, out: Path, timeout: float) -
         cell = code_cells.nth(i)
         if cell.locator(".jp-OutputArea-output img, .jp-OutputArea-output .jupyter-widgets").count():
             cell.scroll_into_view_if_needed()
+            page.wait_for_timeout(1000)  # Bokeh repaints canvases that scrolled into view
             cell.screenshot(path=cells / f"cell{i:02d}.png")
     page.close()
     _shut_down_kernels(lab.url, lab.token)
@@ -109,7 +113,7 @@ def run_tutorial(browser: Any, lab: Any, name: str, out: Path, timeout: float) -
     if error:
         errors.append(error)
     return {"tutorial": name, "seconds": round(seconds, 1), **census, "errors": errors,
-            "offline_requests_blocked": len(blocked), "screenshot": str(shot)}
+            "offline_requests_blocked": len(blocked), "console_errors": console, "screenshot": str(shot)}
 
 
 def main(argv: list[str] | None = None) -> int:
