@@ -230,6 +230,19 @@ def _run_all(page: Any, timeout: float = 240) -> None:
           "all cells ran and the kernel went idle")
 
 
+def show_whole_notebook(page: Any, settle_ms: int = 1000) -> None:
+    """Hide the file browser and make the viewport as tall as the notebook (at most 16000 px),
+    scrolled to its top: every cell on screen for a full-page screenshot."""
+    page.keyboard.press("Control+b")
+    height = page.evaluate("""() => {
+        const outer = document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer');
+        outer.scrollTop = 0;
+        return outer.scrollHeight;
+    }""")
+    page.set_viewport_size({"width": 1400, "height": min(int(height) + 150, 16000)})
+    page.wait_for_timeout(settle_ms)
+
+
 @pytest.fixture(scope="module")
 def notebook(lab: Lab) -> Iterator[Notebook]:
     """Open the notebook in headless Chromium, run all cells, screenshot each widget cell."""
@@ -276,15 +289,7 @@ def notebook(lab: Lab) -> Iterator[Notebook]:
                     result.cells[name].locator(".bk-Canvas").first.wait_for(
                         timeout=max(0.1, deadline - time.monotonic()) * 1000)
         page.wait_for_timeout(1000)
-        # a viewport as tall as the notebook, scrolled to its top: every cell on screen
-        page.keyboard.press("Control+b")  # hide the file browser
-        height = page.evaluate("""() => {
-            const outer = document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer');
-            outer.scrollTop = 0;
-            return outer.scrollHeight;
-        }""")
-        page.set_viewport_size({"width": 1400, "height": min(int(height) + 150, 16000)})
-        page.wait_for_timeout(1000)
+        show_whole_notebook(page)
         page.screenshot(path=ARTIFACTS / "notebook.png", full_page=True)
         for i, (name, cell) in enumerate(result.cells.items(), start=1):
             cell.screenshot(path=ARTIFACTS / f"{i:02d}-{name}.png")
@@ -348,10 +353,10 @@ def test_widget_renders(notebook: Notebook, name: str) -> None:
 
 def test_initial_settings_survive_rendering(notebook: Notebook) -> None:
     """Settings given to the constructor are what the browser shows: the DiffusionStepper built
-    with ``t=250`` still shows t = 250 after its view (with its Play/slider links) rendered."""
+    with ``t=50`` still shows t = 50 after its view (with its Play/slider links) rendered."""
     cell = notebook.cells["DiffusionStepper"]
     text = cell.locator(".jp-OutputArea-output").first.inner_text()
-    assert "x_t at t = 250:" in text, f"DiffusionStepper: t reset in the browser; shows {text[:300]!r}"
+    assert "x_t at t = 50:" in text, f"DiffusionStepper: t reset in the browser; shows {text[:300]!r}"
 
 
 def test_no_error_in_page(notebook: Notebook) -> None:

@@ -55,7 +55,7 @@ WIDGETS = {
     "MorphologyExplorer": "gw.widgets.MorphologyExplorer(survey[:12], survey[12:])",
     "DeconvolutionViewer": "gw.widgets.DeconvolutionViewer(deconvolved, y[0])",
     "RedshiftExplorer": "gw.widgets.RedshiftExplorer(z_checkpoint, reference=survey, n=3, steps=2)",
-    "DiffusionStepper": "gw.widgets.DiffusionStepper(checkpoint, galaxies=survey[:3], steps=3, t=250)",
+    "DiffusionStepper": "gw.widgets.DiffusionStepper(checkpoint, galaxies=survey[:3], steps=3, t=50)",
     "InpaintingDemo": "gw.widgets.InpaintingDemo(checkpoint, galaxies=survey[:3], n_samples=2, steps=3)",
 }
 

@@ -30,7 +30,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.test_browser import CHROMIUM, ERROR_TEXTS, KERNEL_READY_JS, _run_all, _wait, running_lab  # noqa: E402
+from tests.test_browser import (  # noqa: E402
+    CHROMIUM,
+    ERROR_TEXTS,
+    KERNEL_READY_JS,
+    _run_all,
+    _wait,
+    running_lab,
+    show_whole_notebook,
+)
 
 #: Output statistics of the open notebook: error outputs, figures (``<img>``), widget views.
 CENSUS_JS = """() => {
@@ -85,14 +93,7 @@ def run_tutorial(browser: Any, lab: Any, name: str, out: Path, timeout: float) -
     census = page.evaluate(CENSUS_JS)
     # Bokeh draws inside shadow roots, which querySelectorAll does not enter; Playwright's locators do
     census["bokeh_canvases"] = page.locator(".jp-NotebookPanel .bk-Canvas").count()
-    page.keyboard.press("Control+b")  # hide the file browser
-    height = page.evaluate("""() => {
-        const outer = document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer');
-        outer.scrollTop = 0;
-        return outer.scrollHeight;
-    }""")
-    page.set_viewport_size({"width": 1400, "height": min(int(height) + 150, 16000)})
-    page.wait_for_timeout(1500)
+    show_whole_notebook(page, settle_ms=1500)
     shot = out / f"{Path(name).stem}.png"
     page.screenshot(path=shot, full_page=True)
     cells = out / Path(name).stem  # and each cell that shows a figure or a widget, at full size
