@@ -139,7 +139,7 @@ def hsc(ckpt, args) -> None:
     for folder in sorted(HSC.iterdir()):
         cutout = gw.data.load_hsc_pdr3(folder)
         z, full = cutout.redshift, cutout.images
-        op = cutout.operator(ckpt, model_redshift=MODEL_REDSHIFT)
+        op = gw.diffusion.operators.PSFOperator.from_cutout(cutout, ckpt, model_redshift=MODEL_REDSHIFT)
         y = crop_center(full, op.obs_shape).astype(np.float32)
         sigma_obs = estimate_sigma_y(full)  # sky noise from the whole cutout
         # the prior's own sky noise (its training images are noisy), through the operator

@@ -99,7 +99,7 @@ def test_hsc_posterior_mean_fits_inside_the_footprint(name):
     torch.set_num_threads(2)
     ckpt = gw.pretrained.load("desi-tiny", device="cpu")
     cutout = gw.data.load_hsc_pdr3(HSC / name)
-    op = cutout.operator(ckpt, model_redshift=0.094)
+    op = gw.diffusion.operators.PSFOperator.from_cutout(cutout, ckpt, model_redshift=0.094)
     y = crop_center(cutout.images, op.obs_shape).astype(np.float32)
     r = gw.diffusion.deconvolve(ckpt, y, op, estimate_sigma_y(cutout.images), n_samples=2, n_prior=2,
                                 steps=15, progress=False)
@@ -114,7 +114,9 @@ def test_hsc_loader_reads_images_psfs_and_redshift(tmp_path):
     assert cutout.bands == ("g", "r", "i") and cutout.images.ndim == 3 and len(cutout.psfs) == 3
     assert cutout.redshift == pytest.approx(0.21677168)  # specz_redshift in test1.csv
     np.testing.assert_allclose(cutout.psfs.sum(axis=(1, 2)), 1.0)
-    assert cutout.operator(gw.pretrained.load("desi-tiny"), model_redshift=0.094).obs_shape[0] == 50
+    op = gw.diffusion.operators.PSFOperator.from_cutout(cutout, gw.pretrained.load("desi-tiny"),
+                                                        model_redshift=0.094)
+    assert op.obs_shape[0] == 50
     with pytest.raises(FileNotFoundError, match="folder"):
         gw.data.load_hsc_pdr3(tmp_path)
     with pytest.raises(ValueError, match="bands"):

@@ -13,7 +13,7 @@ from astropy.wcs import WCS
 from photutils.aperture import CircularAperture, aperture_photometry
 
 import galwidgets as gw
-from galwidgets.data.loaders import hubble_deep_field, load_fits_cutouts, load_hdf5, save_hdf5
+from galwidgets.data import hubble_deep_field, load_fits_cutouts, load_hdf5, save_hdf5
 
 HSC = Path(__file__).resolve().parents[2] / "shared" / "data" / "hsc_pdr3"
 HSC_FOLDERS = ("test1", "test2", "test3")

@@ -11,12 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from ..diffusion.operators import PSFOperator
 
 __all__ = ["HSCCutout", "load_hsc_pdr3"]
 
@@ -26,7 +22,11 @@ HSC_ZEROPOINT = 27.0  # AB magnitude of one count
 
 @dataclass(eq=False)
 class HSCCutout:
-    """One galaxy's HSC cutout: images and PSFs per band, redshift and calibration."""
+    """One galaxy's HSC cutout: images and PSFs per band, redshift and calibration.
+
+    Its forward model from a diffusion prior's grid is
+    ``gw.diffusion.operators.PSFOperator.from_cutout(cutout, checkpoint, model_redshift=...)``.
+    """
 
     name: str
     bands: tuple[str, ...]
@@ -35,21 +35,6 @@ class HSCCutout:
     redshift: float
     pixel_scale: float = HSC_PIXEL_SCALE
     zeropoint: float = HSC_ZEROPOINT
-
-    def operator(self, checkpoint: Any, model_redshift: float, model_shape: tuple[int, int] | None = None
-                 ) -> PSFOperator:
-        """The forward model from ``checkpoint``'s flux grid to this cutout (PSF, resampling, redshift).
-
-        ``model_redshift`` is the redshift at which the model's pixel scale holds (e.g. the median
-        redshift of its training galaxies, 0.094 for ``desi-tiny``).
-        """
-        from ..diffusion.operators import PSFOperator
-
-        shape = model_shape or (checkpoint.size, checkpoint.size)
-        return PSFOperator(self.psfs, shape, model_pixel_scale=checkpoint.pixel_scale,
-                           obs_pixel_scale=self.pixel_scale, model_redshift=model_redshift,
-                           redshift=self.redshift, model_zeropoint=checkpoint.zeropoint,
-                           obs_zeropoint=self.zeropoint)
 
 
 def _one(folder: Path, pattern: str) -> Path:

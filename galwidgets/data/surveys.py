@@ -16,8 +16,11 @@ from astropy.table import Table
 
 from .._io import atomic_path, to_jsonable
 from .._validation import as_bands, as_images, check_positive
+from .hdf5 import read_hdf5_fields, write_hdf5_fields
 
-__all__ = ["Survey"]
+__all__ = ["Survey", "load_hdf5", "save_hdf5"]
+
+PathLike = str | os.PathLike
 
 _FORMAT_VERSION = 1
 _HDF5_SUFFIXES = (".h5", ".hdf5")
@@ -150,14 +153,12 @@ class Survey:
 
         In FITS the primary HDU holds the image cube (FITS axis order W, H, C, N) with the bands,
         pixel scale, zeropoint and PSF widths in its header, and a ``CATALOG`` binary table holds
-        the catalog. HDF5 files follow the layout of :func:`galwidgets.data.load_hdf5`.
+        the catalog. HDF5 files follow the layout of :mod:`galwidgets.data.hdf5`.
         """
         path = Path(path)
         if path.exists() and not overwrite:
             raise FileExistsError(f"path: {path} exists and overwrite=False")
         if path.suffix.lower() in _HDF5_SUFFIXES:
-            from .loaders import save_hdf5
-
             return save_hdf5(self, path)
         header = fits.Header()
         header["GWFORMAT"] = (_FORMAT_VERSION, "galwidgets Survey file version")
@@ -182,8 +183,6 @@ class Survey:
         if not path.is_file():
             raise FileNotFoundError(f"path: no Survey file at {path}")
         if path.suffix.lower() in _HDF5_SUFFIXES:
-            from .loaders import load_hdf5
-
             return load_hdf5(path)
         with fits.open(path, memmap=False) as hdul:
             header = hdul[0].header
@@ -204,3 +203,75 @@ class Survey:
                 psf_fwhm=psf,
                 meta=json.loads(header.get("GWMETA", "{}")),
             )
+
+
+def save_hdf5(
+    survey: Survey, path: PathLike, *, overwrite: bool = True, compression: str | None = "gzip"
+) -> Path:
+    """Write a Survey to one HDF5 file (layout in :mod:`galwidgets.data.hdf5`), atomically.
+
+    Parameters
+    ----------
+    survey : Survey
+        The survey to write.
+    path : str or path-like
+        Output file.
+    overwrite : bool
+        Replace an existing file.
+    compression : str or None
+        h5py compression filter of the image dataset (chunked one image per chunk); None for
+        contiguous storage.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    TypeError
+        If a catalog column has a type HDF5 cannot hold here (not numeric, boolean or string).
+    ValueError
+        If a catalog column name is not a string usable as an HDF5 name.
+    """
+    if not isinstance(survey, Survey):
+        raise TypeError(f"survey: expected a galwidgets Survey, got {type(survey).__name__}")
+    return write_hdf5_fields(
+        path, images=survey.images, catalog=survey.catalog, bands=survey.bands,
+        pixel_scale=survey.pixel_scale, zeropoint=survey.zeropoint, psf_fwhm=survey.psf_fwhm,
+        meta=survey.meta, overwrite=overwrite, compression=compression, argument="survey.catalog",
+    )
+
+
+def load_hdf5(
+    path: PathLike,
+    bands: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+    image_key: str = "images",
+    *,
+    channels_last: bool = False,
+    rows: slice | Sequence[int] | None = None,
+    pixel_scale: float | None = None,
+    zeropoint: float | None = None,
+    catalog_key: str = "catalog",
+) -> Survey:
+    """Read galaxy images and their catalog from an HDF5 file as a Survey.
+
+    The layout is described in :mod:`galwidgets.data.hdf5`; the parameters are those of
+    :func:`galwidgets.data.hdf5.read_hdf5_fields` (bands and columns to keep, the image dataset's
+    name and axis order, rows to read, and the pixel scale or zeropoint when the file lacks them
+    or to convert the fluxes to). Non-finite pixels are set to 0 and counted in the catalog column
+    ``n_masked_pixels``, with a warning.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the image dataset is missing or not 4-D, a band or column is unknown, or ``bands``,
+        ``pixel_scale`` or ``zeropoint`` is neither stored in the file nor given.
+    """
+    return Survey(**read_hdf5_fields(
+        path, bands, columns, image_key, channels_last=channels_last, rows=rows,
+        pixel_scale=pixel_scale, zeropoint=zeropoint, catalog_key=catalog_key,
+    ))

@@ -398,6 +398,37 @@ class PSFOperator:
             **kwargs,
         )
 
+    @classmethod
+    def from_cutout(
+        cls,
+        cutout: Any,
+        checkpoint: Any,
+        model_redshift: float,
+        model_shape: tuple[int, int] | None = None,
+        **kwargs: Any,
+    ) -> PSFOperator:
+        """The forward model from ``checkpoint``'s flux grid to a real cutout (PSF, resampling, redshift).
+
+        Parameters
+        ----------
+        cutout : galwidgets.data.HSCCutout
+            The observation: per-band PSFs (``psfs``), ``pixel_scale``, ``zeropoint`` and
+            ``redshift`` (from :func:`galwidgets.data.load_hsc_pdr3`).
+        checkpoint : Checkpoint
+            The prior: its stamp size, pixel scale and zeropoint set the model grid.
+        model_redshift : float
+            The redshift at which the model's pixel scale holds (e.g. the median redshift of its
+            training galaxies, 0.094 for ``desi-tiny``): the model's pixels keep their physical
+            size at the cutout's redshift.
+        model_shape : (int, int), optional
+            Model grid; default the checkpoint's stamp.
+        """
+        shape = model_shape or (checkpoint.size, checkpoint.size)
+        return cls(cutout.psfs, shape, model_pixel_scale=checkpoint.pixel_scale,
+                   obs_pixel_scale=cutout.pixel_scale, model_redshift=model_redshift,
+                   redshift=cutout.redshift, model_zeropoint=checkpoint.zeropoint,
+                   obs_zeropoint=cutout.zeropoint, **kwargs)
+
     # -- internals -----------------------------------------------------------------------------
     def _build_fft(self) -> None:
         kh, kw = self.kernel.shape[1:]

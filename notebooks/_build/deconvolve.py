@@ -151,7 +151,7 @@ if folder is None:
 else:
     cutout = gw.data.load_hsc_pdr3(folder)  # g, r, i images (counts at zeropoint 27), PSFs, redshift
     redshift, full = cutout.redshift, cutout.images
-    hsc_operator = cutout.operator(ckpt, model_redshift=model_redshift)
+    hsc_operator = gw.diffusion.operators.PSFOperator.from_cutout(cutout, ckpt, model_redshift=model_redshift)
     y_hsc = crop_center(full, hsc_operator.obs_shape).astype(np.float32)
     t0 = time.perf_counter()
     hsc = gw.diffusion.deconvolve(ckpt, y_hsc, hsc_operator, estimate_sigma_y(full), n_samples=n_samples,

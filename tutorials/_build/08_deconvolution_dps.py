@@ -259,8 +259,8 @@ md(r"""## (b) A real galaxy from HSC
 The Hyper Suprime-Cam Subaru Strategic Program (PDR3, Aihara et al. 2022) images are deeper and
 sharper than the DESI-like images the prior learnt. The cutout folder holds g, r, i images (counts at
 zeropoint 27, 0.168″ pixels), the PSF model of each band at the galaxy's position and its
-spectroscopic redshift. `cutout.operator(ckpt, model_redshift=...)` builds the forward model: the
-model's pixel keeps its *physical* size at the galaxy's redshift (the prior learnt galaxies at
+spectroscopic redshift. `PSFOperator.from_cutout(cutout, ckpt, model_redshift=...)` (in
+`gw.diffusion.operators`) builds the forward model: the model's pixel keeps its *physical* size at the galaxy's redshift (the prior learnt galaxies at
 $z \approx 0.09$), so $A$ now also resamples the 64×64 model grid onto the HSC pixels and converts
 nanomaggies to HSC counts. The noise is estimated from the cutout by sigma clipping, and neighbouring
 sources are left out of the likelihood. The folder is part of a source checkout, not of the Binder
@@ -280,7 +280,7 @@ if folder is None:
           "checkout set hsc_dir to a folder of ../shared/data/hsc_pdr3.")
 else:
     cutout = gw.data.load_hsc_pdr3(folder)
-    A_hsc = cutout.operator(ckpt, model_redshift=model_redshift)
+    A_hsc = gw.diffusion.operators.PSFOperator.from_cutout(cutout, ckpt, model_redshift=model_redshift)
     y_hsc = crop_center(cutout.images, A_hsc.obs_shape).astype(np.float32)
     sigma_hsc = estimate_sigma_y(cutout.images)
     hsc = gw.diffusion.deconvolve(ckpt, y_hsc, A_hsc, sigma_hsc, n_samples=n_samples, n_prior=n_prior,
