@@ -12,8 +12,7 @@ Submodules are imported on first use, so ``import galwidgets`` is quick.
 from __future__ import annotations
 
 from ._lazy import attach
-
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401  (public)
 
 _NAMES = {
     "data": ".data",
@@ -22,14 +21,15 @@ _NAMES = {
     "models": ".models",
     "notebooks": ".notebooks",
     "pretrained": ".pretrained",
-    "samplers": ".diffusion.samplers",
+    "samplers": ".samplers",
     "viz": ".viz",
     "widgets": ".widgets",
     "Checkpoint": ".checkpoints:Checkpoint",
     "load_checkpoint": ".checkpoints:load_checkpoint",
     "run_batch": ".notebooks:run_batch",
     "run_notebook": ".notebooks:run_notebook",
-    "train": ".training:train",
+    "train": ".training.diffusion:train",
+    "training": ".training",
 }
 __all__ = sorted(_NAMES)
 __getattr__, __dir__ = attach(__name__, _NAMES)

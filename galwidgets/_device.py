@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-__all__ = ["bf16_is_fast", "default_device", "resolve_device"]
+__all__ = ["bf16_is_fast", "default_device", "device_of", "randn", "resolve_device"]
 
 
 def default_device() -> torch.device:
@@ -47,3 +48,18 @@ def bf16_is_fast(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return device.type == "cpu" and _cpu_has_bf16()
+
+
+def device_of(model: torch.nn.Module) -> torch.device:
+    """The device holding ``model``'s parameters."""
+    return next(model.parameters()).device
+
+
+def randn(shape: Sequence[int], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """Standard normal noise drawn on the generator's device, then moved to ``device``.
+
+    Drawing on the generator's own device makes a CPU generator give the same numbers whether the
+    model runs on the CPU or a GPU.
+    """
+    gen_device = generator.device if generator is not None else device
+    return torch.randn(tuple(shape), generator=generator, device=gen_device).to(device)

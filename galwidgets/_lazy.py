@@ -1,32 +1,56 @@
-"""Lazy attributes for packages (PEP 562): ``import galwidgets`` stays fast and light.
+"""Lazy name tables for packages (PEP 562): ``import galwidgets`` stays fast and light.
 
-Submodules pull in torch, GalSim, photutils, Jupyter and more; they are imported on first use of a
-name, so worker processes and command-line calls load only what they need.
+A package's ``__init__`` names what the package offers and where each name is defined; the
+defining module is imported on first use of the name. Worker processes and command-line calls
+thus load only what they need, and an ``__init__`` never imports across floors (see
+``docs/architecture.md``): it is a table, not code.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = ["attach"]
 
 
+class _Facade(types.ModuleType):
+    """A package module whose public names win over same-named submodules.
+
+    Importing ``pkg.photometry`` makes Python set ``pkg.photometry`` to the submodule; when the
+    table says ``photometry`` is the function of that name, the function must stay what
+    ``pkg.photometry`` means.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        target = self.__dict__.get("_LAZY_TABLE", {}).get(name, "")
+        submodule = isinstance(value, types.ModuleType) and value.__name__ == f"{self.__name__}.{name}"
+        if submodule and ":" in target:
+            return
+        super().__setattr__(name, value)
+
+
 def attach(package: str, names: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """Return ``__getattr__`` and ``__dir__`` for ``package``.
 
     ``names`` maps each public name to ``".module"`` (the submodule itself) or
-    ``".module:attribute"``.
+    ``".module:attribute"``; modules are resolved relative to ``package`` (``"..other:name"``
+    reaches a sibling package).
     """
+    module = sys.modules[package]
+    module.__class__ = _Facade
+    module.__dict__["_LAZY_TABLE"] = dict(names)
 
     def __getattr__(name: str) -> Any:
         target = names.get(name)
         if target is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         module_name, _, attribute = target.partition(":")
-        module = importlib.import_module(module_name, package)
-        return getattr(module, attribute) if attribute else module
+        found = importlib.import_module(module_name, package)
+        return getattr(found, attribute) if attribute else found
 
     def __dir__() -> list[str]:
         return sorted(names)

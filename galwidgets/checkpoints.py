@@ -27,6 +27,7 @@ from .data.surveys import Survey
 from .data.transforms import Normalizer, normalizer_from_config
 from .diffusion import samplers
 from .diffusion.schedules import NoiseSchedule
+from .models.registry import MODELS
 
 __all__ = ["Checkpoint", "load_checkpoint", "load_optimizer_state", "read_checkpoint_tensors",
            "save_checkpoint"]
@@ -292,8 +293,6 @@ def read_checkpoint_tensors(path: str | os.PathLike) -> tuple[dict, dict[str, to
 
 def build_model(config: dict) -> torch.nn.Module:
     """Instantiate the network described by ``config["model"]`` (weights untouched)."""
-    from .models import MODELS  # here: the models' training functions import this module
-
     name = config["model"]["name"]
     if name not in MODELS:
         raise ValueError(f"config: unknown model class {name!r}; known: {sorted(MODELS)}")

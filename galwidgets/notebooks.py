@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from ._io import atomic_path, to_jsonable, write_json
 from ._parallel import _THREAD_VARIABLES, usable_cpus
 from ._validation import check_positive, check_positive_int
+from ._version import __version__
 
 __all__ = [
     "NotebookResult",
@@ -257,8 +258,6 @@ def _run_env(threads: int | None) -> dict[str, str]:
 
 
 def _record(result: NotebookResult, started: str, threads: int | None) -> dict:
-    from . import __version__
-
     return {"notebook": result.name, "status": result.status, "error": result.error,
             "parameters": result.parameters, "metrics": result.metrics,
             "seconds": round(result.seconds, 3), "started": started, "finished": _now(),

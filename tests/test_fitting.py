@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import galwidgets as gw
-from galwidgets.models.fitting import Batch, fit
+from galwidgets.training.fitting import Batch, fit
 
 
 class Offsets(nn.Module):

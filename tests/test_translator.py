@@ -92,7 +92,7 @@ def test_paired_batches_are_input_and_target_of_the_same_galaxy(uvir, monkeypatc
         seen.append((a, b))
         return paired_step(model, a, b, optimizer, loss)
 
-    monkeypatch.setattr("galwidgets.models.translator.paired_step", spy)
+    monkeypatch.setattr("galwidgets.training.baselines.paired_step", spy)
     model = BandTranslator(("u",), ("K",), **TINY)
     ckpt = train_translator(model, uvir, 1, 6, augment=False, progress=False)
     x = torch.from_numpy(ckpt.normalizer.forward(uvir.images))
@@ -194,7 +194,7 @@ def test_cycle_pairs_are_shuffled(uvir, monkeypatch):
         seen.append((b, b_paired))
         return cycle_step(model, a, b, optimizers, lambda_cycle, lambda_identity, b_paired)
 
-    monkeypatch.setattr("galwidgets.models.translator.cycle_step", spy)
+    monkeypatch.setattr("galwidgets.training.baselines.cycle_step", spy)
     model = BandTranslator(("u",), ("K",), cycle=True, **TINY)
     train_translator(model, uvir, 1, 8, cycle=True, augment=False, progress=False)
     b, b_paired = seen[0]

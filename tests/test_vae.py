@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import galwidgets as gw
-from galwidgets.models.vae import ConditionalVAE, interpolate, latent_traversal, train_vae, vae_loss
+from galwidgets.models.vae import ConditionalVAE, interpolate, latent_traversal, vae_loss
+from galwidgets.training.baselines import train_vae
 
 TINY = {"in_channels": 3, "image_size": 32, "base_channels": 8, "latent_dim": 8}
 

@@ -18,12 +18,14 @@ import numpy as np
 import torch
 
 from .._validation import check_positive_int
+from ..checkpoints import Checkpoint
+from ..data.transforms import AsinhStretch
+from ..metrics.hallucination import posterior_summary
+from .operators import estimate_sigma_y, neighbour_weights
 from .posterior import dps, model_noise_sigma, noise_timestep
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-    from ..checkpoints import Checkpoint
 
 __all__ = ["DeconvolutionResult", "deconvolve", "guidance_step_size"]
 
@@ -129,7 +131,6 @@ def guidance_step_size(operator: Any, sigma_y: np.ndarray, prior_noise: np.ndarr
 
 
 def _prior_noise(checkpoint: Checkpoint, prior_noise: Any) -> np.ndarray:
-    from ..data.transforms import AsinhStretch
 
     if prior_noise is None:
         if not isinstance(checkpoint.normalizer, AsinhStretch):
@@ -211,8 +212,6 @@ def deconvolve(
     -------
     DeconvolutionResult
     """
-    from ..diffusion.operators import estimate_sigma_y, neighbour_weights
-    from ..metrics.hallucination import posterior_summary
 
     if not (hasattr(checkpoint, "model") and hasattr(checkpoint, "normalizer")):
         raise TypeError(f"checkpoint: expected a galwidgets Checkpoint, got {type(checkpoint).__name__}")

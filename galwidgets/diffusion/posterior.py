@@ -15,6 +15,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._device import device_of, randn
+from ..data.transforms import AsinhStretch, ClipMinMax
+from .samplers import ddim_step, ddim_timesteps, denoise
 from .schedules import NoiseSchedule
 
 __all__ = ["dps", "model_noise_sigma", "model_to_flux", "noise_timestep"]
@@ -38,7 +41,6 @@ def model_noise_sigma(normalizer: Any, sky_sigma: Any) -> np.ndarray:
     whose softening is its training sky noise), ``2 σ / A`` for
     :class:`~galwidgets.data.ClipMinMax`; ``sky_sigma`` itself without a normalizer.
     """
-    from ..data.transforms import AsinhStretch, ClipMinMax
 
     sigma = np.atleast_1d(np.asarray(sky_sigma, dtype=np.float64))
     if not np.all(np.isfinite(sigma) & (sigma > 0)):
@@ -349,7 +351,6 @@ def dps(
     Cost: one network forward and one backward (to ``x_t`` only) per step; see
     ``benchmarks/bench_dps.py`` for the cost relative to a plain DDPM step.
     """
-    from .samplers import _device_of, _randn, ddim_step, ddim_timesteps, denoise
 
     if hasattr(model, "model") and hasattr(model, "normalizer") and hasattr(model, "schedule"):
         schedule = model.schedule if schedule is None else schedule
@@ -381,7 +382,7 @@ def dps(
         raise ValueError("data_step: needs output='x0_hat'")
     if data_chi2 is not None and not (np.isfinite(data_chi2) and data_chi2 > 0):
         raise ValueError(f"data_chi2: expected a positive reduced chi-square or None, got {data_chi2!r}")
-    device = torch.device(device) if device is not None else _device_of(model)
+    device = torch.device(device) if device is not None else device_of(model)
 
     y_t = y.detach() if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y, dtype=np.float32))
     y_t = y_t.float().to(device)
@@ -416,7 +417,7 @@ def dps(
     in_ch = getattr(model, "config", {}).get("in_channels", y_t.shape[1])
     size = getattr(operator, "model_shape", None) or tuple(y_t.shape[-2:])
     shape = (n_obs * n_samples, in_ch, *size)
-    x = _randn(shape, generator, device) if x_T is None else x_T.to(device).float()
+    x = randn(shape, generator, device) if x_T is None else x_T.to(device).float()
     if tuple(x.shape) != shape:
         raise ValueError(f"x_T: expected shape {shape}, got {tuple(x.shape)}")
     if cond is not None:
@@ -470,10 +471,10 @@ def dps(
             break
         if steps is None:  # DDPM ancestral step
             mean, var = schedule.posterior(x0, x, t_batch)
-            x_next = mean if t == 0 else mean + var.sqrt() * _randn(x.shape, generator, device)
+            x_next = mean if t == 0 else mean + var.sqrt() * randn(x.shape, generator, device)
         else:  # DDIM step
             a_prev = a_bar[timesteps[i + 1]] if i + 1 < len(timesteps) else a_bar.new_tensor(1.0)
-            noise = _randn(x.shape, generator, device) if eta > 0 and i + 1 < len(timesteps) else None
+            noise = randn(x.shape, generator, device) if eta > 0 and i + 1 < len(timesteps) else None
             x_next = ddim_step(x0, eps, a_bar[t], a_prev, eta, noise)
         x = x_next - zeta * grad
     x = x.detach()

@@ -12,29 +12,20 @@ import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from .._device import bf16_is_fast
+from .._device import bf16_is_fast, device_of, randn
 from .schedules import NoiseSchedule
 
 __all__ = [
-    "compiled", "ddim", "ddim_step", "ddim_timesteps", "ddpm", "denoise", "dps", "inpaint", "model_output",
-    "sdedit",
+    "Callback", "compiled", "ddim", "ddim_step", "ddim_timesteps", "ddpm", "denoise", "model_output",
+    "prepare_sampling",
 ]
 
 Callback = Callable[[dict], None]
-
-
-def _device_of(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def _randn(shape: Sequence[int], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    """Standard normal noise drawn on the generator's device, then moved to ``device``."""
-    gen_device = generator.device if generator is not None else device
-    return torch.randn(tuple(shape), generator=generator, device=gen_device).to(device)
 
 
 def model_output(
@@ -134,13 +125,27 @@ def compiled(model: torch.nn.Module) -> torch.nn.Module:
     return _COMPILED[model]
 
 
-def _prepare(model, schedule, shape, cond, generator, x_T, device, channels_last=False):
+def prepare_sampling(
+    model: torch.nn.Module,
+    schedule: NoiseSchedule,
+    shape: Sequence[int],
+    cond: Any,
+    generator: torch.Generator | None,
+    x_T: torch.Tensor | None,
+    device: str | torch.device | None,
+    channels_last: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.device]:
+    """Validate a sampler's inputs; return the starting noise ``x_T``, the condition and the device.
+
+    ``cond`` becomes a float tensor with one row per image; with ``channels_last`` the model is
+    converted in place and ``x_T`` laid out to match.
+    """
     if not isinstance(schedule, NoiseSchedule):
         raise TypeError(f"schedule: expected a NoiseSchedule, got {type(schedule).__name__}")
     if len(shape) != 4:
         raise ValueError(f"shape: expected (N, C, H, W), got {tuple(shape)!r}")
-    device = torch.device(device) if device is not None else _device_of(model)
-    x = _randn(shape, generator, device) if x_T is None else x_T.to(device).float()
+    device = torch.device(device) if device is not None else device_of(model)
+    x = randn(shape, generator, device) if x_T is None else x_T.to(device).float()
     if tuple(x.shape) != tuple(shape):
         raise ValueError(f"x_T: expected shape {tuple(shape)}, got {tuple(x.shape)}")
     if cond is not None:
@@ -235,7 +240,7 @@ def ddim(
     torch.Tensor
         Samples ``x_0`` in model space.
     """
-    x, cond, device = _prepare(model, schedule, shape, cond, generator, x_T, device, channels_last)
+    x, cond, device = prepare_sampling(model, schedule, shape, cond, generator, x_T, device, channels_last)
     model = compiled(model) if compile else model
     if eta < 0:
         raise ValueError(f"eta: expected eta >= 0, got {eta!r}")
@@ -247,7 +252,7 @@ def ddim(
         if callback is not None:
             callback({"i": i, "t": t, "x": x, "x0_pred": x0})
         a_prev = a_bar[timesteps[i + 1]] if i + 1 < len(timesteps) else a_bar.new_tensor(1.0)
-        noise = _randn(x.shape, generator, device) if eta > 0 and i + 1 < len(timesteps) else None
+        noise = randn(x.shape, generator, device) if eta > 0 and i + 1 < len(timesteps) else None
         x = ddim_step(x0, eps, a_bar[t], a_prev, eta, noise)
     return x.contiguous()
 
@@ -283,7 +288,7 @@ def ddpm(
     """
     if variance not in ("small", "large"):
         raise ValueError(f"variance: expected 'small' or 'large', got {variance!r}")
-    x, cond, device = _prepare(model, schedule, shape, cond, generator, x_T, device, channels_last)
+    x, cond, device = prepare_sampling(model, schedule, shape, cond, generator, x_T, device, channels_last)
     model = compiled(model) if compile else model
     for i, t in enumerate(tqdm(range(schedule.T - 1, -1, -1), desc="DDPM", disable=not progress,
                                leave=False)):
@@ -296,11 +301,5 @@ def ddpm(
             x = mean
             continue
         var = small if variance == "small" else schedule.betas[t].to(mean)
-        x = mean + var.sqrt() * _randn(x.shape, generator, device)
+        x = mean + var.sqrt() * randn(x.shape, generator, device)
     return x.contiguous()
-
-
-# Guided samplers live in their own modules (one concept each) and build on the functions above.
-from .inpainting import inpaint  # noqa: E402
-from .posterior import dps  # noqa: E402
-from .transfer import sdedit  # noqa: E402

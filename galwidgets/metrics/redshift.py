@@ -9,8 +9,9 @@ redshift estimate with a bounded loss that neither ignores nor over-weights outl
 with :math:`\\gamma = 0.15`: 0 for a perfect estimate, 1/2 at :math:`|\\Delta z| = \\gamma` and
 towards 1 for catastrophic outliers. The redshift-conditioning study uses its mean over galaxies
 to ask whether galaxies generated *at* a redshift look like galaxies *from* that redshift:
-:func:`conditional_redshift_loss` predicts the redshift of generated flux images with a trained
-:class:`~galwidgets.models.RedshiftEstimator` and scores it against the conditioning redshifts.
+:func:`galwidgets.models.redshift.conditional_redshift_loss` predicts the redshift of generated
+flux images with a trained :class:`~galwidgets.models.RedshiftEstimator` and scores it against
+the conditioning redshifts.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from .._validation import as_real_array, check_positive
 
-__all__ = ["conditional_redshift_loss", "redshift_loss"]
+__all__ = ["redshift_loss"]
 
 
 def _redshifts(z: Any, name: str) -> np.ndarray:
@@ -67,60 +68,3 @@ def redshift_loss(z_pred: Any, z_true: Any, gamma: float = 0.15) -> float:
         raise ValueError(f"z_true: expected redshifts > -1, got a minimum of {z_true.min()}")
     dz = (z_pred - z_true) / (1 + z_true)
     return float(np.mean(1 - 1 / (1 + (dz / gamma) ** 2)))
-
-
-def _catalog_redshifts(images: Any) -> np.ndarray | None:
-    """Conditioning redshifts stored with a Survey (``redshift`` or ``cond_0`` of Checkpoint.sample)."""
-    catalog = getattr(images, "catalog", None)
-    if catalog is None:
-        return None
-    for column in ("redshift", "cond_0"):
-        if column in catalog.columns:
-            return catalog[column].to_numpy()
-    return None
-
-
-def conditional_redshift_loss(
-    images: Any,
-    cond_redshift: Any,
-    estimator: Any,
-    *,
-    gamma: float = 0.15,
-    normalizer: Any = None,
-    batch_size: int = 256,
-) -> float:
-    """Redshift loss of (generated) flux images against the redshifts they were conditioned on.
-
-    A conditional generator that has learned how galaxies change with redshift produces images
-    whose *estimated* redshift matches the requested one; a low loss says it has (as far as the
-    estimator can tell: compare with the estimator's own loss on real galaxies).
-
-    Parameters
-    ----------
-    images : Survey or array
-        Flux images ``(N, C, H, W)``, e.g. ``checkpoint.sample(n, cond=z)``.
-    cond_redshift : array_like or None
-        The conditioning redshift of each image; None takes the ``redshift`` (or ``cond_0``, as
-        written by :meth:`~galwidgets.Checkpoint.sample`) column of a Survey's catalog.
-    estimator : Checkpoint or RedshiftEstimator
-        A trained redshift estimator (see :func:`galwidgets.models.train_redshift_estimator`).
-    gamma : float
-        Scale of the loss (see :func:`redshift_loss`).
-    normalizer, batch_size
-        Passed to :func:`galwidgets.models.predict_redshift` (``normalizer`` is needed for a bare
-        model).
-
-    Returns
-    -------
-    float
-        The mean redshift loss.
-    """
-    from ..models.redshift import predict_redshift  # the metrics stay importable without the models
-
-    if cond_redshift is None:
-        cond_redshift = _catalog_redshifts(images)
-        if cond_redshift is None:
-            raise ValueError("cond_redshift: not given and images is not a Survey with a 'redshift' or "
-                             "'cond_0' catalog column")
-    z_pred = predict_redshift(estimator, images, normalizer=normalizer, batch_size=batch_size)
-    return redshift_loss(z_pred, cond_redshift, gamma=gamma)

@@ -3,8 +3,9 @@
 A generator maps a latent vector ``z ~ N(0, I)`` through transposed convolutions to an image in
 ``[-1, 1]``; a discriminator tells generated from real images. Both are submodules of one
 :class:`DCGAN`, so one checkpoint holds the pair and :meth:`DCGAN.generate` draws galaxies from it
-(:meth:`galwidgets.Checkpoint.sample` calls it). :func:`train_dcgan` trains it with the shared
-loop :func:`galwidgets.models.fitting.fit`, alternating one discriminator and one generator step.
+(:meth:`galwidgets.Checkpoint.sample` calls it). :func:`galwidgets.training.baselines.train_dcgan`
+trains it with the shared loop :func:`galwidgets.training.fitting.fit`, alternating one
+discriminator and one generator step (:func:`dcgan_losses`).
 
 Teaching point of the thesis's chapter 2: GANs give sharp samples in one network call, but the
 two-player game is fragile (mode collapse, oscillation) and has no likelihood, which motivates
@@ -15,8 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,14 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from .._device import resolve_device
-from .._validation import check_positive, check_positive_int
-from ..data.surveys import Survey
+from .._validation import check_positive_int
 
-if TYPE_CHECKING:  # galwidgets.checkpoints imports the models
-    from ..checkpoints import Checkpoint
-
-__all__ = ["DCGAN", "train_dcgan"]
+__all__ = ["DCGAN", "dcgan_losses"]
 
 
 def _n_upsamplings(image_size: int) -> int:
@@ -199,72 +194,6 @@ def dcgan_losses(model: DCGAN, real: torch.Tensor, optimizers: dict[str, torch.o
     model.discriminator.requires_grad_(True)
     return {"loss": loss_g.item(), "loss_d": loss_d.item(),
             "d_real": torch.sigmoid(d_real).mean().item(), "d_fake": torch.sigmoid(d_fake).mean().item()}
-
-
-def train_dcgan(
-    model: DCGAN,
-    data: Survey | np.ndarray,
-    steps: int = 2000,
-    batch_size: int = 64,
-    *,
-    lr: float = 2e-4,
-    betas: tuple[float, float] = (0.5, 0.999),
-    real_label: float = 0.9,
-    checkpoint_dir: str | os.PathLike | None = None,
-    **fit_kwargs: Any,
-) -> Checkpoint:
-    """Train a :class:`DCGAN` on flux images with :func:`~galwidgets.models.fitting.fit`.
-
-    Parameters
-    ----------
-    model : DCGAN
-        Trained in place.
-    data : Survey or array (N, C, H, W)
-        Training galaxies (flux); ``C`` and ``H = W`` must match the model.
-    steps, batch_size : int
-        Total alternating updates (including any already done when resuming) and galaxies per step.
-    lr, betas : float, (float, float)
-        Adam settings of both players (Radford et al. 2016: 2e-4, (0.5, 0.999)).
-    real_label : float
-        Target of real images in the discriminator loss (one-sided label smoothing; 1 disables it).
-    checkpoint_dir : path-like, optional
-        Where checkpoints (with both optimizers, to resume) and the training log go.
-    **fit_kwargs
-        Passed to :func:`~galwidgets.models.fitting.fit`: ``normalizer``, ``augment``,
-        ``checkpoint_every``, ``keep_last``, ``resume``, ``seed``, ``device``, ``progress``.
-
-    Returns
-    -------
-    Checkpoint
-        The model (schedule None; :meth:`~galwidgets.Checkpoint.sample` draws from the generator)
-        with normalizer, config and the loss ``history`` (``loss`` of the generator, ``loss_d`` of
-        the discriminator, ``d_real``/``d_fake`` mean discriminator probabilities).
-    """
-    from ..training import _as_survey
-    from .fitting import fit
-
-    if not isinstance(model, DCGAN):
-        raise TypeError(f"model: expected a DCGAN, got {type(model).__name__}")
-    check_positive(lr, "lr")
-    if not 0 < real_label <= 1:
-        raise ValueError(f"real_label: expected a target in (0, 1], got {real_label!r}")
-    size = model.config["image_size"]
-    shape = _as_survey(data).images.shape
-    if shape[-2:] != (size, size):
-        raise ValueError(f"data: expected {size}x{size} px images for this DCGAN, "
-                         f"got {shape[-2]}x{shape[-1]}")
-    model.to(resolve_device(fit_kwargs.get("device")))
-    optimizers = {
-        "generator": torch.optim.Adam(model.generator.parameters(), lr=lr, betas=tuple(betas)),
-        "discriminator": torch.optim.Adam(model.discriminator.parameters(), lr=lr, betas=tuple(betas)),
-    }
-
-    def step(batch) -> dict[str, float]:
-        return dcgan_losses(model, batch.x, optimizers, batch.generator, real_label)
-
-    settings = {"trainer": "train_dcgan", "lr": lr, "betas": list(betas), "real_label": real_label}
-    return fit(model, step, optimizers, data, steps, batch_size, checkpoint_dir=checkpoint_dir,
-               config={"training": settings}, **fit_kwargs)
 
 
 MODELS = {"DCGAN": DCGAN}

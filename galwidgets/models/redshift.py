@@ -6,9 +6,10 @@ generators: the redshift-conditioning study generates galaxies at requested reds
 them by how well a CNN trained on real (here: mock) galaxies recovers those redshifts, with the
 loss of :func:`galwidgets.metrics.redshift_loss`.
 
-:class:`RedshiftEstimator` regresses ``log(1 + z)``; :func:`train_redshift_estimator` trains it with
-the shared loop :func:`galwidgets.models.fitting.fit` and :func:`predict_redshift` applies it to
-flux images.
+:class:`RedshiftEstimator` regresses ``log(1 + z)``;
+:func:`galwidgets.training.baselines.train_redshift_estimator` trains it with the shared loop
+:func:`galwidgets.training.fitting.fit`; :func:`predict_redshift` applies it to flux images and
+:func:`conditional_redshift_loss` scores a conditional generator with it.
 """
 
 from __future__ import annotations
@@ -18,16 +19,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .._validation import as_images, check_finite, check_positive, check_positive_int
-from ..checkpoints import Checkpoint
-from ..data.surveys import Survey
+from .._validation import as_images, check_finite, check_positive_int
 from ..data.transforms import Normalizer
-from .fitting import Batch, fit
+from ..metrics.redshift import redshift_loss
 
-__all__ = ["RedshiftEstimator", "predict_redshift", "train_redshift_estimator"]
+__all__ = ["RedshiftEstimator", "conditional_redshift_loss", "predict_redshift"]
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -92,96 +90,9 @@ class RedshiftEstimator(nn.Module):
         return torch.expm1(self.log1p_redshift(x)).clamp(min=0)
 
 
-def _lr_factor(schedule: str, step: int, steps: int, warmup: int) -> float:
-    """Learning-rate multiplier: linear warm-up, then constant or cosine decay to 0."""
-    if step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-
-
-def train_redshift_estimator(
-    model: RedshiftEstimator,
-    data: Survey,
-    steps: int = 2000,
-    batch_size: int = 64,
-    *,
-    lr: float = 2e-3,
-    weight_decay: float = 1e-4,
-    lr_schedule: str = "cosine",
-    warmup_steps: int = 100,
-    column: str = "redshift",
-    **fit_kwargs: Any,
-) -> Checkpoint:
-    """Train a :class:`RedshiftEstimator` on galaxies with known redshifts (e.g. mock galaxies).
-
-    Minimises the mean squared error in ``log(1 + z)`` with AdamW, a linear warm-up and (by default)
-    a cosine decay of the learning rate; random flips and 90° rotations augment the images.
-
-    Parameters
-    ----------
-    model : RedshiftEstimator
-        Trained in place.
-    data : Survey
-        Flux images with a catalog holding the true redshifts (column ``column``), e.g.
-        :func:`galwidgets.data.simulate_survey`.
-    steps, batch_size : int
-        Optimisation steps and galaxies per step.
-    lr, weight_decay : float
-        AdamW learning rate (peak) and weight decay.
-    lr_schedule : {"cosine", "constant"}
-        Learning rate after the warm-up.
-    warmup_steps : int
-        Linear warm-up length (0 for none).
-    column : str
-        Catalog column of the true redshift.
-    **fit_kwargs
-        Passed to :func:`~galwidgets.models.fitting.fit` (``normalizer``, ``augment``,
-        ``checkpoint_dir``, ``resume``, ``seed``, ``device``, ``progress``, ...).
-
-    Returns
-    -------
-    Checkpoint
-        The estimator with the normalizer that maps flux to its input; use it with
-        :func:`predict_redshift`.
-    """
-    if not isinstance(model, RedshiftEstimator):
-        raise TypeError(f"model: expected a RedshiftEstimator, got {type(model).__name__}")
-    check_positive(lr, "lr")
-    weight_decay = check_finite(weight_decay, "weight_decay", "a finite non-negative number")
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay: expected a finite non-negative number, got {weight_decay!r}")
-    if lr_schedule not in ("cosine", "constant"):
-        raise ValueError(f"lr_schedule: expected 'cosine' or 'constant', got {lr_schedule!r}")
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, (int, np.integer)) or warmup_steps < 0:
-        raise ValueError(f"warmup_steps: expected a non-negative integer, got {warmup_steps!r}")
-    if not isinstance(column, str):
-        raise TypeError(f"column: expected a catalog column name, got {column!r}")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-
-    def step(batch: Batch) -> dict[str, float]:
-        factor = _lr_factor(lr_schedule, batch.step, steps, warmup_steps)
-        for group in optimizer.param_groups:
-            group["lr"] = lr * factor
-        target = torch.log1p(batch.values[:, 0])
-        loss = F.mse_loss(model.log1p_redshift(batch.x), target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return {"loss": loss.item(), "lr": lr * factor}
-
-    settings = {"lr": lr, "weight_decay": weight_decay, "lr_schedule": lr_schedule,
-                "warmup_steps": int(warmup_steps), "optimizer": "AdamW", "target": f"log1p({column})"}
-    config = {"training": settings, "target": {"column": column, "transform": "log1p"},
-              **fit_kwargs.pop("config", {})}
-    return fit(model, step, {"adamw": optimizer}, data, steps, batch_size, columns=column, config=config,
-               **fit_kwargs)
-
-
 @torch.no_grad()
 def predict_redshift(
-    estimator: Checkpoint | RedshiftEstimator,
+    estimator: Any,
     images: Any,
     normalizer: Normalizer | None = None,
     batch_size: int = 256,
@@ -206,10 +117,11 @@ def predict_redshift(
     numpy.ndarray
         ``(N,)`` float64 redshifts.
     """
-    if isinstance(estimator, Checkpoint):
-        model, normalizer = estimator.model, normalizer or estimator.normalizer
-    else:
+    if isinstance(estimator, RedshiftEstimator):
         model = estimator
+    else:  # a Checkpoint (or anything holding the model and its normalizer)
+        model = getattr(estimator, "model", estimator)
+        normalizer = normalizer or getattr(estimator, "normalizer", None)
     if not isinstance(model, RedshiftEstimator):
         raise TypeError(f"estimator: expected a RedshiftEstimator or its Checkpoint, "
                         f"got {type(model).__name__}")
@@ -229,6 +141,62 @@ def predict_redshift(
     finally:
         model.train(was_training)
     return torch.cat(out).double().numpy()
+
+
+def _catalog_redshifts(images: Any) -> np.ndarray | None:
+    """Conditioning redshifts stored with a Survey (``redshift`` or ``cond_0`` of Checkpoint.sample)."""
+    catalog = getattr(images, "catalog", None)
+    if catalog is None:
+        return None
+    for column in ("redshift", "cond_0"):
+        if column in catalog.columns:
+            return catalog[column].to_numpy()
+    return None
+
+
+def conditional_redshift_loss(
+    images: Any,
+    cond_redshift: Any,
+    estimator: Any,
+    *,
+    gamma: float = 0.15,
+    normalizer: Any = None,
+    batch_size: int = 256,
+) -> float:
+    """Redshift loss of (generated) flux images against the redshifts they were conditioned on.
+
+    A conditional generator that has learned how galaxies change with redshift produces images
+    whose *estimated* redshift matches the requested one; a low loss says it has (as far as the
+    estimator can tell: compare with the estimator's own loss on real galaxies).
+
+    Parameters
+    ----------
+    images : Survey or array
+        Flux images ``(N, C, H, W)``, e.g. ``checkpoint.sample(n, cond=z)``.
+    cond_redshift : array_like or None
+        The conditioning redshift of each image; None takes the ``redshift`` (or ``cond_0``, as
+        written by :meth:`~galwidgets.Checkpoint.sample`) column of a Survey's catalog.
+    estimator : Checkpoint or RedshiftEstimator
+        A trained redshift estimator (see
+        :func:`galwidgets.training.baselines.train_redshift_estimator`).
+    gamma : float
+        Scale of the loss (see :func:`redshift_loss`).
+    normalizer, batch_size
+        Passed to :func:`predict_redshift` (``normalizer`` is needed for a bare
+        model).
+
+    Returns
+    -------
+    float
+        The mean redshift loss.
+    """
+    if cond_redshift is None:
+        cond_redshift = _catalog_redshifts(images)
+        if cond_redshift is None:
+            raise ValueError("cond_redshift: not given and images is not a Survey with a 'redshift' or "
+                             "'cond_0' catalog column")
+    z_pred = predict_redshift(estimator, images, normalizer=normalizer, batch_size=batch_size)
+    return redshift_loss(z_pred, cond_redshift, gamma=gamma)
 
 
 MODELS = {"RedshiftEstimator": RedshiftEstimator}

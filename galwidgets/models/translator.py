@@ -7,11 +7,12 @@ residual blocks, one up-sampling block and a 7×7 output convolution with ``tanh
 bands (e.g. ``u``, or ``FUV`` + ``K``) to target bands (e.g. ``K``, or ``g``, ``r``, ``z``) in model
 space, one normalizer band scale per channel.
 
-* :func:`train_translator` trains it on paired images of the same galaxies (all bands of one
-  :class:`~galwidgets.data.Survey`, e.g. ``simulate_survey(n, instrument="uv-ir")``) with an L1
-  (default) or L2 loss, or, with ``cycle=True``, as a CycleGAN on unpaired images: a second
-  generator maps the targets back, two PatchGAN discriminators judge each domain, and the loss is
-  adversarial (least squares, Mao et al. 2017) + cycle consistency + identity.
+* :func:`galwidgets.training.baselines.train_translator` trains it on paired images of the same
+  galaxies (all bands of one :class:`~galwidgets.data.Survey`, e.g.
+  ``simulate_survey(n, instrument="uv-ir")``) with an L1 (default) or L2 loss, or, with
+  ``cycle=True``, as a CycleGAN on unpaired images: a second generator maps the targets back, two
+  PatchGAN discriminators judge each domain, and the loss is adversarial (least squares, Mao et
+  al. 2017) + cycle consistency + identity (:func:`paired_step`, :func:`cycle_step`).
 * :func:`translate` applies a trained translator to flux images and returns flux images.
 * The thesis scores translators by the SSIM gain (:func:`galwidgets.metrics.ssim_gain`, its
   eq. 3.5) and by the Gini/M20 of the outputs (:func:`galwidgets.metrics.gini_m20`).
@@ -19,7 +20,6 @@ space, one normalizer band scale per channel.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -30,14 +30,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._device import resolve_device
-from .._validation import as_bands, as_images, check_finite, check_positive, check_positive_int
+from .._validation import as_bands, as_images, check_positive_int
 from ..data.surveys import Survey
 from ..data.transforms import Normalizer, normalizer_from_config
 
 if TYPE_CHECKING:  # galwidgets.checkpoints imports the models
-    from ..checkpoints import Checkpoint
+    pass
 
-__all__ = ["BandTranslator", "PatchDiscriminator", "ResnetGenerator", "train_translator", "translate"]
+__all__ = ["BandTranslator", "PatchDiscriminator", "ResnetGenerator", "translate"]
 
 _NORMS = {"batch": nn.BatchNorm2d, "instance": nn.InstanceNorm2d}
 
@@ -274,125 +274,6 @@ def cycle_step(model: BandTranslator, a: torch.Tensor, b: torch.Tensor,
     if b_paired is not None:
         out["l1_paired"] = F.l1_loss(fake_b.detach(), b_paired).item()
     return out
-
-
-def _derangement(n: int, generator: torch.Generator) -> torch.Tensor:
-    """A random permutation of ``range(n)`` without fixed points (one random cycle) for ``n > 1``."""
-    order = torch.randperm(n, generator=generator)
-    out = torch.empty_like(order)
-    out[order] = order.roll(1)
-    return out
-
-
-def _check_sizes(model: BandTranslator, survey: Survey, cycle: bool) -> None:
-    h, w = survey.images.shape[-2:]
-    factor = 2 ** model.config["n_downsampling"]
-    if h % factor or w % factor:
-        raise ValueError(f"data: image sides must be divisible by {factor} (2 ** n_downsampling), "
-                         f"got {h}x{w}")
-    layers = model.config["patch_layers"]
-    need = 3 * 2 ** layers
-    if cycle and min(h, w) < need:
-        raise ValueError(f"data: the PatchGAN discriminators with patch_layers={layers} need images of "
-                         f"at least {need} px, got {h}x{w}; build the model with fewer patch_layers")
-
-
-def train_translator(
-    model: BandTranslator,
-    data: Survey,
-    steps: int = 2000,
-    batch_size: int = 16,
-    *,
-    lr: float = 2e-4,
-    betas: tuple[float, float] = (0.5, 0.999),
-    loss: str = "l1",
-    cycle: bool = False,
-    lambda_cycle: float = 10.0,
-    lambda_identity: float = 0.5,
-    checkpoint_dir: str | os.PathLike | None = None,
-    **fit_kwargs: Any,
-) -> Checkpoint:
-    """Train a :class:`BandTranslator` on the bands of one survey with :func:`~galwidgets.models.fitting.fit`.
-
-    Input and target channels are picked by band name from ``data.bands``; one normalizer fitted on
-    all bands of ``data`` (by default :meth:`~galwidgets.data.AsinhStretch.fit`, per-band scales)
-    maps every channel with its own band's scale, and goes into the checkpoint for
-    :func:`translate`.
-
-    Parameters
-    ----------
-    model : BandTranslator
-        Trained in place.
-    data : Survey
-        Galaxies imaged in (at least) the model's input and target bands, e.g.
-        ``simulate_survey(n, instrument="uv-ir")`` (FUV NUV u g r i z K).
-    steps, batch_size : int
-        Total updates (including any already done when resuming) and galaxies per update.
-    lr, betas : float, (float, float)
-        Adam settings (pix2pix and CycleGAN: 2e-4, (0.5, 0.999)).
-    loss : {"l1", "mse"}
-        Paired loss: L1 (pix2pix; sharper, robust to bright cores) or mean squared error.
-    cycle : bool
-        Unpaired CycleGAN training (Zhu et al. 2017) instead of paired regression; needs a model
-        built with ``cycle=True``. The targets of each batch are the target bands of its galaxies
-        in a random cyclic order (a derangement), so no input is seen with its own target (unless
-        the galaxy was drawn twice into the batch). ``loss`` does not apply; the history's
-        ``l1_paired`` still reports the L1 error on the true pairs.
-    lambda_cycle, lambda_identity : float
-        Cycle weight λ (10) and identity weight relative to it (0.5, i.e. 5 in total), CycleGAN's
-        defaults. The identity term is skipped when input and target band counts differ.
-    checkpoint_dir : path-like, optional
-        Where checkpoints (with the optimizers, to resume) and the training log go.
-    **fit_kwargs
-        Passed to :func:`~galwidgets.models.fitting.fit`: ``normalizer``, ``augment``,
-        ``checkpoint_every``, ``keep_last``, ``resume``, ``seed``, ``device``, ``progress``.
-
-    Returns
-    -------
-    Checkpoint
-        The model, the all-band normalizer, config (``data.bands`` are all bands of ``data``) and
-        the loss ``history``.
-    """
-    from .fitting import fit
-
-    if not isinstance(model, BandTranslator):
-        raise TypeError(f"model: expected a BandTranslator, got {type(model).__name__}")
-    if not isinstance(data, Survey):
-        raise TypeError(f"data: expected a Survey (its band names pick the channels), "
-                        f"got {type(data).__name__}")
-    if loss not in ("l1", "mse"):
-        raise ValueError(f"loss: expected 'l1' or 'mse', got {loss!r}")
-    if cycle and not model.config["cycle"]:
-        raise ValueError("cycle: True needs a model built with BandTranslator(..., cycle=True) (second "
-                         "generator and discriminators); got a paired-only model")
-    check_positive(lr, "lr")
-    lambda_cycle = check_positive(lambda_cycle, "lambda_cycle")
-    lambda_identity = check_finite(lambda_identity, "lambda_identity")
-    if lambda_identity < 0:
-        raise ValueError(f"lambda_identity: expected a weight >= 0, got {lambda_identity!r}")
-    i_in = band_channels(data.bands, model.in_bands, "data")
-    i_out = band_channels(data.bands, model.out_bands, "data")
-    _check_sizes(model, data, cycle)
-    model.to(resolve_device(fit_kwargs.get("device")))
-    generators = [model.generator, *([model.inverse] if cycle else [])]
-    optimizers = {"generator": torch.optim.Adam([p for g in generators for p in g.parameters()], lr=lr,
-                                                betas=tuple(betas))}
-    if cycle:
-        discs = [model.discriminator_in, model.discriminator_out]
-        optimizers["discriminator"] = torch.optim.Adam([p for d in discs for p in d.parameters()], lr=lr,
-                                                       betas=tuple(betas))
-
-    def step(batch) -> dict[str, float]:
-        a, b = batch.x[:, i_in], batch.x[:, i_out]
-        if not cycle:
-            return paired_step(model, a, b, optimizers["generator"], loss)
-        return cycle_step(model, a, b[_derangement(len(b), batch.generator).to(b.device)], optimizers,
-                          lambda_cycle, lambda_identity, b_paired=b)
-
-    settings = {"trainer": "train_translator", "lr": lr, "betas": list(betas), "loss": loss, "cycle": cycle,
-                "lambda_cycle": lambda_cycle, "lambda_identity": lambda_identity}
-    return fit(model, step, optimizers, data, steps, batch_size, checkpoint_dir=checkpoint_dir,
-               config={"training": settings}, **fit_kwargs)
 
 
 # --------------------------------------------------------------------------------------------------

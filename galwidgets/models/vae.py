@@ -4,8 +4,8 @@
 is the redshift-conditioned VAE (Sohn, Lee & Yan 2015) that the redshift-conditioning study
 compares with a conditional DDPM: the condition is concatenated to the flattened encoder features
 (before the Gaussian posterior ``q(z | x, c)``) and to the latent vector before decoding
-(``p(x | z, c)``). Both are trained by :func:`train_vae` on the shared loop
-:func:`galwidgets.models.fitting.fit` with the loss of :func:`vae_loss`, the negative evidence
+(``p(x | z, c)``). Both are trained by :func:`galwidgets.training.baselines.train_vae` on the
+shared loop :func:`galwidgets.training.fitting.fit` with the loss of :func:`vae_loss`, the negative evidence
 lower bound with a Gaussian decoder (mean-squared reconstruction error) and a weighted KL term
 (β-VAE, Higgins et al. 2017).
 
@@ -25,13 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import check_finite, check_positive, check_positive_int
-from ..checkpoints import Checkpoint
-from ..data.surveys import Survey
-from ..training import _as_survey
-from .fitting import Batch, fit
+from .._validation import check_finite, check_positive_int
 
-__all__ = ["VAE", "ConditionalVAE", "interpolate", "latent_traversal", "train_vae", "vae_loss"]
+__all__ = ["VAE", "ConditionalVAE", "interpolate", "latent_traversal", "vae_loss"]
 
 
 def _n_downsamplings(image_size: Any) -> int:
@@ -234,78 +230,6 @@ def _check_vae(model: Any) -> _GaussianVAE:
     if not isinstance(model, _GaussianVAE):
         raise TypeError(f"model: expected a VAE or ConditionalVAE, got {type(model).__name__}")
     return model
-
-
-def train_vae(
-    model: VAE | ConditionalVAE,
-    data: Survey | np.ndarray,
-    steps: int = 2000,
-    batch_size: int = 64,
-    *,
-    lr: float = 1e-3,
-    kl_weight: float = 1e-3,
-    cond: str | Sequence[str] | None = None,
-    **fit_kwargs: Any,
-) -> Checkpoint:
-    """Train a :class:`VAE` or :class:`ConditionalVAE` on flux images with Adam and :func:`vae_loss`.
-
-    Parameters
-    ----------
-    model : VAE or ConditionalVAE
-        Trained in place.
-    data : Survey or array
-        Training galaxies as flux images ``(N, C, H, W)`` of side ``model.config["image_size"]``.
-    steps, batch_size : int
-        Optimisation steps and galaxies per step.
-    lr : float
-        Adam learning rate.
-    kl_weight : float
-        Weight of the KL term of :func:`vae_loss`.
-    cond : str or list of str, optional
-        Catalog column(s) to condition a :class:`ConditionalVAE` on; ``"redshift"`` by default.
-        Must stay None for an unconditional :class:`VAE`.
-    **fit_kwargs
-        Passed to :func:`~galwidgets.models.fitting.fit` (``normalizer``, ``augment``,
-        ``checkpoint_dir``, ``checkpoint_every``, ``resume``, ``seed``, ``device``, ``progress``, ...).
-
-    Returns
-    -------
-    Checkpoint
-        The model (eval mode) with ``schedule=None``; :meth:`Checkpoint.sample` draws galaxies
-        through :meth:`VAE.generate` (pass ``cond=`` redshifts for a conditional model). The loss
-        history has ``loss``, ``reconstruction`` and ``kl`` columns.
-    """
-    model = _check_vae(model)
-    check_positive(lr, "lr")
-    kl_weight = check_finite(kl_weight, "kl_weight", "a finite non-negative number")
-    if kl_weight < 0:
-        raise ValueError(f"kl_weight: expected a finite non-negative number, got {kl_weight!r}")
-    if model.cond_dim and cond is None:
-        cond = "redshift"
-    if not model.cond_dim and cond is not None:
-        raise ValueError(f"cond: an unconditional VAE takes no condition; got {cond!r} (use ConditionalVAE)")
-    survey = _as_survey(data)
-    if survey.images.shape[-2:] != (model.image_size, model.image_size):
-        raise ValueError(f"data: expected {model.image_size}x{model.image_size} images for this model, "
-                         f"got {survey.images.shape[-2]}x{survey.images.shape[-1]}")
-    columns = [cond] if isinstance(cond, str) else (None if cond is None else list(cond))
-    if columns is not None and len(columns) != model.cond_dim:
-        raise ValueError(f"cond: the model expects {model.cond_dim} condition column(s), got {columns}")
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-
-    def step(batch: Batch) -> dict[str, float]:
-        recon, mu, logvar = model(batch.x, batch.values, generator=batch.generator)
-        loss, reconstruction, kl = vae_loss(recon, batch.x, mu, logvar, kl_weight)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return {"loss": loss.item(), "reconstruction": reconstruction.item(), "kl": kl.item()}
-
-    extra = {"training": {"lr": lr, "kl_weight": kl_weight, "optimizer": "Adam"},
-             "cond": {"columns": columns, "dim": model.cond_dim}}
-    config = {**extra, **fit_kwargs.pop("config", {})}
-    return fit(model, step, {"adam": optimizer}, survey, steps, batch_size, columns=columns, config=config,
-               **fit_kwargs)
 
 
 @torch.no_grad()

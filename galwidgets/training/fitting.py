@@ -30,15 +30,15 @@ from .._validation import check_positive_int
 from ..checkpoints import Checkpoint, load_optimizer_state, read_checkpoint_tensors, state_dict_from
 from ..data.surveys import Survey
 from ..data.transforms import AsinhStretch, Normalizer
-from ..training import (
-    _as_survey,
-    _config,
-    _random_dihedral,
-    _read_history,
-    _rng_states,
-    _set_rng_states,
-    _write_checkpoint,
+from .common import (
+    as_survey,
+    checkpoint_config,
     latest_checkpoint,
+    random_dihedral,
+    read_history,
+    rng_states,
+    set_rng_states,
+    write_checkpoint,
 )
 
 __all__ = ["Batch", "fit"]
@@ -122,7 +122,7 @@ def _random_batch(x_all: torch.Tensor, values: torch.Tensor | None, batch_size: 
                   generator: torch.Generator, augment: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Random galaxies (drawn with replacement) and their catalog values, flipped/rotated if ``augment``."""
     idx = torch.randint(len(x_all), (batch_size,), generator=generator)
-    x = _random_dihedral(x_all[idx], generator) if augment else x_all[idx]
+    x = random_dihedral(x_all[idx], generator) if augment else x_all[idx]
     return x, None if values is None else values[idx]
 
 
@@ -143,7 +143,7 @@ def _resume(path: Path, model: nn.Module, optimizers: dict, generator: torch.Gen
     model.load_state_dict(state_dict_from(tensors, "model"))
     for name, opt in optimizers.items():
         load_optimizer_state(opt, tensors, stored[name], prefix=f"optim/{name}")
-    _set_rng_states(tensors, generator)
+    set_rng_states(tensors, generator)
     return int(config["step"])
 
 
@@ -228,7 +228,7 @@ def fit(
     if not callable(step):
         raise TypeError(f"step: expected a callable step(batch) -> dict of losses, got {type(step).__name__}")
     optimizers = _check_optimizers(optimizers)
-    survey = _as_survey(data)
+    survey = as_survey(data)
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
     checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
@@ -253,7 +253,7 @@ def fit(
                 **extra.pop("training", {})}
 
     def full_config(done: int) -> dict:
-        return {**_config(model, None, normalizer, survey, None, settings, done), **extra}
+        return {**checkpoint_config(model, None, normalizer, survey, None, settings, done), **extra}
 
     model.to(device).train()
     generator = torch.Generator().manual_seed(int(seed))
@@ -262,7 +262,7 @@ def fit(
     start, history = 0, []
     if ckpt_dir is not None and resume and (last := latest_checkpoint(ckpt_dir)) is not None:
         start = _resume(last, model, optimizers, generator)
-        history = _read_history(ckpt_dir, start)
+        history = read_history(ckpt_dir, start)
 
     bar = tqdm(range(start, steps), desc=f"training {type(model).__name__}", disable=not progress,
                initial=start, total=steps)
@@ -277,8 +277,8 @@ def fit(
         history.append({"step": i + 1, **row, "seconds": time.perf_counter() - t0})
         bar.set_postfix({k: f"{val:.4g}" for k, val in row.items()})
         if ckpt_dir is not None and ((i + 1) % checkpoint_every == 0 or i + 1 == steps):
-            _write_checkpoint(ckpt_dir, i + 1, history, keep_last, model, None, normalizer,
-                              full_config(i + 1), optimizers=optimizers, rng=_rng_states(generator, device))
+            write_checkpoint(ckpt_dir, i + 1, history, keep_last, model, None, normalizer,
+                              full_config(i + 1), optimizers=optimizers, rng=rng_states(generator, device))
     bar.close()
     model.eval()
     return Checkpoint(model=model, schedule=None, normalizer=normalizer,

@@ -31,37 +31,31 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ._device import bf16_is_fast, resolve_device
-from ._io import atomic_path
-from ._validation import as_images, check_positive, check_positive_int
-from .checkpoints import (
+from .. import viz
+from .._device import bf16_is_fast, resolve_device
+from .._validation import check_positive, check_positive_int
+from ..checkpoints import (
     Checkpoint,
     load_optimizer_state,
     read_checkpoint_tensors,
-    save_checkpoint,
     state_dict_from,
 )
-from .data.surveys import Survey
-from .data.transforms import AsinhStretch, Normalizer
-from .diffusion.schedules import NoiseSchedule
+from ..data.surveys import Survey
+from ..data.transforms import AsinhStretch, Normalizer
+from ..diffusion.samplers import ddim
+from ..diffusion.schedules import NoiseSchedule
+from .common import (
+    as_survey,
+    checkpoint_config,
+    latest_checkpoint,
+    random_dihedral,
+    read_history,
+    rng_states,
+    set_rng_states,
+    write_checkpoint,
+)
 
-__all__ = ["latest_checkpoint", "train"]
-
-_CKPT_GLOB = "step_*.safetensors"
-
-
-def latest_checkpoint(checkpoint_dir: str | os.PathLike) -> Path | None:
-    """The checkpoint with the highest step in ``checkpoint_dir``, or None."""
-    files = sorted(Path(checkpoint_dir).glob(_CKPT_GLOB))
-    return files[-1] if files else None
-
-
-def _as_survey(data: Any) -> Survey:
-    if isinstance(data, Survey):
-        return data
-    images = as_images(data, "data")
-    bands = tuple(f"band{i}" for i in range(images.shape[1]))
-    return Survey(images=images, catalog=None, bands=bands, pixel_scale=1.0)
+__all__ = ["train"]
 
 
 def _conditions(cond: Any, survey: Survey, cond_dim: int) -> torch.Tensor | None:
@@ -87,20 +81,6 @@ def _conditions(cond: Any, survey: Survey, cond_dim: int) -> torch.Tensor | None
     if not np.isfinite(values).all():
         raise ValueError("cond: expected finite condition values")
     return torch.from_numpy(np.array(values, dtype=np.float32))
-
-
-def _random_dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Apply a random flip and 90° rotation to each image (the dihedral group D4)."""
-    k = torch.randint(4, (len(x),), generator=generator)
-    flip = torch.randint(2, (len(x),), generator=generator).bool()
-    x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(-1), x)
-    if x.shape[-1] != x.shape[-2]:
-        return x
-    out = torch.empty_like(x)
-    for r in range(4):
-        mask = (k == r).to(x.device)
-        out[mask] = torch.rot90(x[mask], r, dims=(-2, -1))
-    return out
 
 
 def _destroy_process_group() -> None:
@@ -179,7 +159,7 @@ def _draw_batch(
     idx = torch.randint(len(x_all), (batch_size,), generator=generator)
     x0 = x_all[idx]
     if augment:
-        x0 = _random_dihedral(x0, generator)
+        x0 = random_dihedral(x0, generator)
     t = torch.randint(T, (batch_size,), generator=generator)
     noise = torch.randn(x0.shape, generator=generator)
     drop = torch.rand(batch_size, generator=generator) < cond_drop
@@ -193,36 +173,6 @@ def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
         p_ema.lerp_(p.detach(), 1 - decay)
     for b_ema, b in zip(ema.buffers(), model.buffers()):
         b_ema.copy_(b)
-
-
-def _cond_columns(cond: Any) -> list[str] | None:
-    """Catalog columns conditioned on, when ``cond`` names them (arrays leave no names)."""
-    if isinstance(cond, str):
-        return [cond]
-    if isinstance(cond, Sequence) and cond and all(isinstance(c, str) for c in cond):
-        return list(cond)
-    return None
-
-
-def _config(model, schedule: NoiseSchedule | None, normalizer: Normalizer, survey: Survey, cond: Any,
-            settings: dict, step: int) -> dict:
-    """The full checkpoint config: model, schedule, normalizer, data calibration, training, step."""
-    return {
-        "model": {"name": type(model).__name__, "kwargs": model.config},
-        "schedule": None if schedule is None else schedule.to_config(),
-        "normalizer": normalizer.to_config(),
-        "data": {
-            "bands": list(survey.bands),
-            "pixel_scale": survey.pixel_scale,
-            "zeropoint": survey.zeropoint,
-            "size": int(survey.images.shape[-1]),
-            "n_train": len(survey),
-            "source": survey.meta.get("source", "user data"),
-        },
-        "cond": {"columns": _cond_columns(cond), "dim": model.config.get("cond_dim", 0)},
-        "training": settings,
-        "step": step,
-    }
 
 
 def train(
@@ -317,7 +267,7 @@ def train(
         raise TypeError(f"model: expected a galwidgets model (e.g. UNet), got {type(model).__name__}")
     if not isinstance(schedule, NoiseSchedule):
         raise TypeError(f"schedule: expected a NoiseSchedule, got {type(schedule).__name__}")
-    survey = _as_survey(data)
+    survey = as_survey(data)
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
     check_positive(lr, "lr")
@@ -364,9 +314,9 @@ def train(
     def checkpoint(step: int) -> None:
         if rank != 0:
             return
-        config = _config(model, schedule, normalizer, survey, cond, settings, step)
-        _write_checkpoint(ckpt_dir, step, history, keep_last, model, schedule, normalizer, config,
-                          ema=ema, optimizer=optimizer, rng=_rng_states(generator, device))
+        config = checkpoint_config(model, schedule, normalizer, survey, cond, settings, step)
+        write_checkpoint(ckpt_dir, step, history, keep_last, model, schedule, normalizer, config,
+                          ema=ema, optimizer=optimizer, rng=rng_states(generator, device))
 
     bar = tqdm(range(start + 1, steps + 1), desc="training", disable=not progress or rank != 0,
                initial=start, total=steps)
@@ -406,7 +356,7 @@ def train(
         model=ema_model,
         schedule=schedule,
         normalizer=normalizer,
-        config=_config(model, schedule, normalizer, survey, cond, settings, max(start, steps)),
+        config=checkpoint_config(model, schedule, normalizer, survey, cond, settings, max(start, steps)),
         history=pd.DataFrame(history),
     )
 
@@ -422,52 +372,13 @@ def _restore(path: Path, model, ema, optimizer, generator, ckpt_dir: Path) -> tu
     model.load_state_dict(state_dict_from(tensors, "model"))
     ema.load_state_dict(state_dict_from(tensors, "ema"))
     load_optimizer_state(optimizer, tensors, config["optimizer"])
-    _set_rng_states(tensors, generator)
+    set_rng_states(tensors, generator)
     step = int(config["step"])
-    return step, _read_history(ckpt_dir, step)
-
-
-def _rng_states(generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
-    """The states of ``generator``, the global torch generator and (on CUDA) the device's generator."""
-    rng = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        rng["cuda"] = torch.cuda.get_rng_state(device)
-    return rng
-
-
-def _set_rng_states(tensors: dict[str, torch.Tensor], generator: torch.Generator) -> None:
-    """Restore the generator states saved by :func:`_rng_states` from checkpoint ``tensors``."""
-    generator.set_state(tensors["rng/generator"])
-    torch.set_rng_state(tensors["rng/torch"])
-    if "rng/cuda" in tensors and torch.cuda.is_available():
-        torch.cuda.set_rng_state(tensors["rng/cuda"])
-
-
-def _read_history(ckpt_dir: Path, step: int) -> list[dict]:
-    """The rows of ``ckpt_dir/train_log.csv`` up to ``step`` (those the checkpoint at ``step`` saw)."""
-    log = ckpt_dir / "train_log.csv"
-    history = pd.read_csv(log).to_dict("records") if log.is_file() else []
-    return [row for row in history if row["step"] <= step]
-
-
-def _write_checkpoint(ckpt_dir: Path, step: int, history: list[dict], keep_last: int, *args: Any,
-                      **kwargs: Any) -> None:
-    """Write ``train_log.csv``, then ``step_<step>.safetensors`` (``save_checkpoint(path, *args,
-    **kwargs)``), then delete all but the newest ``keep_last`` checkpoints."""
-    # the log first: killed in between, the newest checkpoint is older than the log, and
-    # resuming keeps the log's rows up to that checkpoint (the other order loses an interval)
-    with atomic_path(ckpt_dir / "train_log.csv") as tmp:
-        pd.DataFrame(history).to_csv(tmp, index=False)
-    save_checkpoint(ckpt_dir / f"step_{step:07d}.safetensors", *args, **kwargs)
-    for old in sorted(ckpt_dir.glob(_CKPT_GLOB))[:-keep_last]:
-        old.unlink()
+    return step, read_history(ckpt_dir, step)
 
 
 def _sample_grid(ema, schedule, normalizer, survey: Survey, path: Path, n: int = 16) -> None:
     """Save a grid of EMA samples (fixed seed, 25 DDIM steps) to watch training progress."""
-    from . import viz
-    from .diffusion.samplers import ddim
-
     shape = (n, *survey.images.shape[1:])
     x = ddim(ema, schedule, shape, steps=min(25, schedule.T), generator=torch.Generator().manual_seed(0),
              progress=False)
