@@ -9,28 +9,10 @@ thus load only what they need, and an ``__init__`` never imports across floors (
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = ["attach"]
-
-
-class _Facade(types.ModuleType):
-    """A package module whose public names win over same-named submodules.
-
-    Importing ``pkg.photometry`` makes Python set ``pkg.photometry`` to the submodule; when the
-    table says ``photometry`` is the function of that name, the function must stay what
-    ``pkg.photometry`` means.
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        target = self.__dict__.get("_LAZY_TABLE", {}).get(name, "")
-        submodule = isinstance(value, types.ModuleType) and value.__name__ == f"{self.__name__}.{name}"
-        if submodule and ":" in target:
-            return
-        super().__setattr__(name, value)
 
 
 def attach(package: str, names: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
@@ -40,10 +22,6 @@ def attach(package: str, names: Mapping[str, str]) -> tuple[Callable[[str], Any]
     ``".module:attribute"``; modules are resolved relative to ``package`` (``"..other:name"``
     reaches a sibling package).
     """
-    module = sys.modules[package]
-    module.__class__ = _Facade
-    module.__dict__["_LAZY_TABLE"] = dict(names)
-
     def __getattr__(name: str) -> Any:
         target = names.get(name)
         if target is None:

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from ._device import resolve_device
 from ._io import atomic_path
+from ._validation import check_positive_int
 from .data.surveys import Survey
 from .data.transforms import Normalizer, normalizer_from_config
 from .diffusion import samplers
@@ -116,6 +117,8 @@ class Checkpoint:
         their own ``generate(n, cond=None, generator=None)`` method; ``sampler``, ``steps`` and
         ``guidance`` do not apply to them.
         """
+        n = check_positive_int(n, "n")
+        batch_size = check_positive_int(batch_size, "batch_size")
         if self.schedule is None and not hasattr(self.model, "generate"):
             raise TypeError(f"{type(self.model).__name__} is not a generative model: it has no "
                             "schedule and no generate() method")

@@ -31,7 +31,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ._io import atomic_path, to_jsonable, write_json
-from ._parallel import _THREAD_VARIABLES, usable_cpus
+from ._parallel import THREAD_VARIABLES, usable_cpus
 from ._validation import check_positive, check_positive_int
 from ._version import __version__
 
@@ -253,7 +253,7 @@ def _run_env(threads: int | None) -> dict[str, str]:
     """Environment of the papermill process; the kernel inherits it (torch reads OMP_NUM_THREADS)."""
     env = dict(os.environ)
     if threads is not None:
-        env.update(dict.fromkeys(_THREAD_VARIABLES, str(threads)))
+        env.update(dict.fromkeys(THREAD_VARIABLES, str(threads)))
     return env
 
 

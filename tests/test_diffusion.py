@@ -123,3 +123,20 @@ def test_v_target_and_inverse():
     x0_back, eps_back = s.from_v(xt, t, s.v_target(x0, t, eps))
     torch.testing.assert_close(x0_back, x0, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(eps_back, eps, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("n", [0, -2])
+def test_every_sampling_entry_point_rejects_n_below_one(tiny, n):
+    """Asking for no galaxies is an error that names ``n`` (it once said "need at least one array
+    to concatenate")."""
+    with pytest.raises(ValueError, match=r"^n: expected a positive integer"):
+        tiny.sample(n, steps=2, progress=False)
+    vae = gw.models.VAE(in_channels=3, image_size=32, base_channels=8, latent_dim=4)
+    dcgan = gw.models.DCGAN(in_channels=3, image_size=32, base_channels=8, latent_dim=4)
+    for model in (vae, dcgan):
+        with pytest.raises(ValueError, match=r"^n: expected a positive integer"):
+            model.generate(n)
+    with pytest.raises(ValueError, match=r"^shape: expected \(N, C, H, W\) with N"):
+        gw.samplers.ddim(tiny.model, tiny.schedule, (n, 3, 32, 32), steps=2, progress=False)
+    with pytest.raises(ValueError, match=r"^shape: expected \(N, C, H, W\) with N"):
+        gw.samplers.ddpm(tiny.model, tiny.schedule, (n, 3, 32, 32), progress=False)

@@ -259,5 +259,5 @@ def render_catalog(
     chunk = max(8, min(256, math.ceil(len(rows) / (4 * max(1, n_jobs)))))
     chunks = [rows[i:i + chunk] for i in range(0, len(rows), chunk)]
     parts = map_chunks(partial(_render_rows, kwargs=kwargs), chunks, n_jobs=n_jobs, progress=progress,
-                       desc="rendering galaxies", preload=[__name__])
+                       desc="rendering galaxies")
     return np.concatenate(parts)

@@ -142,8 +142,10 @@ def prepare_sampling(
     """
     if not isinstance(schedule, NoiseSchedule):
         raise TypeError(f"schedule: expected a NoiseSchedule, got {type(schedule).__name__}")
-    if len(shape) != 4:
-        raise ValueError(f"shape: expected (N, C, H, W), got {tuple(shape)!r}")
+    if len(shape) != 4 or any(isinstance(v, bool) or not hasattr(v, "__index__") or v < 1 for v in shape):
+        raise ValueError(f"shape: expected (N, C, H, W) with N, the number of images, and every other "
+                         f"size a positive integer, got {tuple(shape)!r}")
+    shape = tuple(int(v) for v in shape)
     device = torch.device(device) if device is not None else device_of(model)
     x = randn(shape, generator, device) if x_T is None else x_T.to(device).float()
     if tuple(x.shape) != tuple(shape):

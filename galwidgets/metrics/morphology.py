@@ -370,8 +370,9 @@ def morphology(
     chunk_size : int, optional
         Stamps per task sent to a worker; default about a sixteenth of a worker's share (at most 16).
     start_method : str, optional
-        multiprocessing start method of the pool; default ``"forkserver"`` (``"spawn"`` where
-        missing). ``"fork"`` starts faster but can hang when the parent runs threads (torch,
+        How the pool's workers start (see :data:`galwidgets._parallel.START_METHODS`); default
+        ``"loky"``, which works from scripts without a ``__main__`` guard, notebooks and dask
+        workers. ``"fork"`` starts faster but can hang when the parent runs threads (torch,
         Jupyter).
     **statmorph_kwargs
         Passed to :class:`statmorph.SourceMorphology` (e.g. ``cutout_extent``, ``skybox_size``,
@@ -425,7 +426,7 @@ def morphology(
     chunks = [(stamps[i:i + chunk_size], sigmas[i:i + chunk_size]) for i in range(0, n, chunk_size)]
     parts = map_chunks(partial(_measure_chunk, options=options), chunks, n_jobs=n_jobs,
                        progress=progress, desc="statmorph", size=lambda c: len(c[0]),
-                       start_method=start_method, preload=[__name__], quiet=True)
+                       start_method=start_method, quiet=True)
     rows = [row for part in parts for row in part]
     return _table(rows, pixel_scale)
 

@@ -87,7 +87,7 @@ def _run(
     chunk = max(1, min(64, math.ceil(len(stamps) / (8 * n_jobs))))
     chunks = [stamps[i:i + chunk] for i in range(0, len(stamps), chunk)]
     parts = map_chunks(partial(_apply, func=partial(func, **kwargs)), chunks, n_jobs=n_jobs,
-                       progress=progress, desc=desc, preload=[__name__])
+                       progress=progress, desc=desc)
     return [row for part in parts for row in part]
 
 
