@@ -6,7 +6,9 @@
 >>> generated = ckpt.sample(16, steps=50)                # a Survey of generated flux images
 >>> gw.metrics.synthetic_galaxy_distance(survey, generated)["total"]
 
-Submodules are imported on first use, so ``import galwidgets`` is quick.
+Submodules are imported on first use, so ``import galwidgets`` is quick. How the library is
+built (its one-way floors, and where a new sampler, metric, widget or notebook goes):
+``docs/architecture.md``.
 """
 
 from __future__ import annotations

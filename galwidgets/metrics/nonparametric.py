@@ -59,7 +59,7 @@ from tqdm.auto import tqdm
 from .._validation import as_images, band_index, check_positive, check_positive_int
 from .segmentation import central_segmap
 
-__all__ = ["LOTZ_2008", "NONPARAMETRIC_FLAGS", "gini", "gini_m20", "m20"]
+__all__ = ["LOTZ_2008", "NONPARAMETRIC_FLAGS", "batched_central_segmaps", "gini", "gini_m20", "m20"]
 
 #: Lines of the Gini-M20 plane of Lotz et al. (2008, eqs. 4-5), as (slope, intercept) of
 #: ``G = slope * M20 + intercept``: mergers lie above ``merger``; of the rest, bulge-dominated
@@ -237,10 +237,15 @@ def _batched_searchsorted(sorted_rows: np.ndarray, values: np.ndarray, side: str
     return torch.searchsorted(rows, vals, right=side == "right")[:, 0].numpy().astype(np.int64)
 
 
-def _fast_segmaps(
+def batched_central_segmaps(
     data: np.ndarray, n_sigma: float, n_pixels: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Batched :func:`central_segmap` without deblending: labels (N,H,W), central label, sky."""
+    """Batched :func:`~galwidgets.metrics.segmentation.central_segmap` without deblending.
+
+    Returns the labels ``(N, H, W)`` of sources above ``sky + n_sigma * std`` with at least
+    ``n_pixels`` pixels (8-connected), the label of the central source of each stamp and the sky
+    level of each stamp (sigma-clipped).
+    """
     sky, std = _sky_stats(data)
     ok = np.isfinite(sky) & np.isfinite(std) & (std > 0)
     thr = np.where(ok, sky + n_sigma * std, np.inf)
@@ -664,7 +669,7 @@ def gini_m20(
             centre = np.array([s.label for s in segs], dtype=np.int64)
             sky = np.array([s.sky for s in segs])
         else:
-            labels, centre, sky = _fast_segmaps(chunk, n_sigma, n_pixels)
+            labels, centre, sky = batched_central_segmaps(chunk, n_sigma, n_pixels)
         if subtract_sky:
             chunk = chunk - np.nan_to_num(sky)[:, None, None]
         parts.append(pd.DataFrame(_measure(chunk, labels, centre, keep_edge)))

@@ -15,8 +15,8 @@ import torch
 from ..checkpoints import save_checkpoint
 from ..data.simulate import simulate_survey
 from ..diffusion.schedules import NoiseSchedule
-from ..models import UNet
-from ..training import train
+from ..models.unet import UNet
+from ..training.diffusion import train
 
 __all__ = ["RECIPES", "build"]
 
