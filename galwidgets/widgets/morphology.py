@@ -148,7 +148,7 @@ def concentration_asymmetry(
     """
     from tqdm.auto import tqdm
 
-    from ..metrics.nonparametric import _fast_segmaps
+    from ..metrics.nonparametric import batched_central_segmaps
     from ..metrics.segmentation import central_segmap
 
     arr = as_images(images, "images", allow_nan=True)
@@ -159,7 +159,7 @@ def concentration_asymmetry(
         labels = np.stack([s.segmap for s in segs]).astype(np.int64)
         centre, sky = np.array([s.label for s in segs]), np.array([s.sky for s in segs], dtype=np.float64)
     else:
-        labels, centre, sky = _fast_segmaps(data, 1.5, 5)
+        labels, centre, sky = batched_central_segmaps(data, 1.5, 5)
     data = data - np.nan_to_num(sky)[:, None, None]
     flipped = data[:, ::-1, ::-1]
     pairs = (labels == 0) & (labels[:, ::-1, ::-1] == 0) & np.isfinite(data) & np.isfinite(flipped)
