@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,8 @@ from .diffusion import samplers
 from .diffusion.schedules import NoiseSchedule
 from .models.registry import MODELS
 
-__all__ = ["Checkpoint", "load_checkpoint", "load_optimizer_state", "read_checkpoint_tensors",
-           "save_checkpoint"]
+__all__ = ["Checkpoint", "ExtrapolationWarning", "load_checkpoint", "load_optimizer_state",
+           "read_checkpoint_tensors", "save_checkpoint", "trained_condition_range", "warn_if_extrapolating"]
 
 FORMAT_VERSION = 1
 _META_KEY = "galwidgets"
@@ -161,6 +162,40 @@ class Checkpoint:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model (as plain weights), schedule, normalizer and config to one file."""
         return save_checkpoint(path, self.model, self.schedule, self.normalizer, self.config)
+
+
+class ExtrapolationWarning(UserWarning):
+    """A model was asked for a condition (e.g. a redshift) outside the range it was trained on."""
+
+
+def trained_condition_range(config: dict) -> list[list[float]] | None:
+    """``[min, max]`` of each condition a checkpoint's model was trained on, where recorded."""
+    recorded = (config.get("cond") or {}).get("range")
+    return [list(map(float, r)) for r in recorded] if recorded else None
+
+
+def warn_if_extrapolating(config: dict, cond: np.ndarray, stacklevel: int = 3) -> None:
+    """Warn (:class:`ExtrapolationWarning`) when ``cond`` leaves the trained range of a checkpoint.
+
+    A conditional model has seen galaxies only between the smallest and largest condition of its
+    training set; beyond them (by more than 1 % of the range) its galaxies are an extrapolation
+    that nothing constrained, not a prediction.
+    """
+    ranges = trained_condition_range(config)
+    if not ranges or cond is None:
+        return
+    values = np.asarray(cond, dtype=np.float64).reshape(len(cond), -1)
+    names = (config.get("cond") or {}).get("columns") or [f"cond_{j}" for j in range(len(ranges))]
+    for j, (low, high) in enumerate(ranges[: values.shape[1]]):
+        margin = 0.01 * (high - low)
+        outside = (values[:, j] < low - margin) | (values[:, j] > high + margin)
+        if outside.any():
+            bad = values[outside, j]
+            warnings.warn(
+                f"cond: {int(outside.sum())} of {len(values)} {names[j]} values ({bad.min():g} to "
+                f"{bad.max():g}) lie outside the range the model was trained on ({low:g} to {high:g}); "
+                "the model extrapolates there and its galaxies are not constrained by any training data",
+                ExtrapolationWarning, stacklevel=stacklevel)
 
 
 def save_checkpoint(

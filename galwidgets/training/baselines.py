@@ -26,7 +26,7 @@ from ..models.gan import DCGAN, dcgan_losses
 from ..models.redshift import RedshiftEstimator
 from ..models.translator import BandTranslator, band_channels, cycle_step, paired_step
 from ..models.vae import VAE, ConditionalVAE, vae_loss
-from .common import as_survey
+from .common import as_survey, cond_range
 from .fitting import Batch, fit
 
 __all__ = ["train_dcgan", "train_redshift_estimator", "train_translator", "train_vae"]
@@ -103,7 +103,7 @@ def train_vae(
         return {"loss": loss.item(), "reconstruction": reconstruction.item(), "kl": kl.item()}
 
     extra = {"training": {"lr": lr, "kl_weight": kl_weight, "optimizer": "Adam"},
-             "cond": {"columns": columns, "dim": model.cond_dim}}
+             "cond": {"columns": columns, "dim": model.cond_dim, "range": cond_range(columns, survey)}}
     config = {**extra, **fit_kwargs.pop("config", {})}
     return fit(model, step, {"adam": optimizer}, survey, steps, batch_size, columns=columns, config=config,
                **fit_kwargs)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -24,7 +25,7 @@ from ..data.transforms import Normalizer
 from ..diffusion.schedules import NoiseSchedule
 
 __all__ = [
-    "CHECKPOINT_GLOB", "as_survey", "checkpoint_config", "cond_columns", "latest_checkpoint",
+    "CHECKPOINT_GLOB", "as_survey", "checkpoint_config", "cond_columns", "cond_range", "latest_checkpoint",
     "random_dihedral", "read_history", "rng_states", "set_rng_states", "write_checkpoint",
 ]
 
@@ -69,6 +70,20 @@ def cond_columns(cond: Any) -> list[str] | None:
     return None
 
 
+def cond_range(cond: Any, survey: Survey) -> list[list[float]] | None:
+    """``[min, max]`` of each condition in the training data, which samplers warn beyond."""
+    if cond is None:
+        return None
+    columns = cond_columns(cond)
+    if columns is not None:
+        if any(c not in survey.catalog.columns for c in columns):
+            return None
+        values = survey.catalog[columns].to_numpy(dtype=np.float64)
+    else:
+        values = np.asarray(cond, dtype=np.float64).reshape(len(survey), -1)
+    return [[float(np.nanmin(v)), float(np.nanmax(v))] for v in values.T]
+
+
 def checkpoint_config(model: torch.nn.Module, schedule: NoiseSchedule | None, normalizer: Normalizer,
                       survey: Survey, cond: Any, settings: dict, step: int) -> dict:
     """The full checkpoint config: model, schedule, normalizer, data calibration, training, step."""
@@ -84,7 +99,8 @@ def checkpoint_config(model: torch.nn.Module, schedule: NoiseSchedule | None, no
             "n_train": len(survey),
             "source": survey.meta.get("source", "user data"),
         },
-        "cond": {"columns": cond_columns(cond), "dim": model.config.get("cond_dim", 0)},
+        "cond": {"columns": cond_columns(cond), "dim": model.config.get("cond_dim", 0),
+                 "range": cond_range(cond, survey)},
         "training": settings,
         "step": step,
     }
