@@ -9,6 +9,14 @@ other host are aborted (the machine is offline; Bokeh and Panel resources must b
 recorded. Screenshots (one per widget cell, before and after its interaction, and the whole
 notebook) go to ``$GALWIDGETS_ARTIFACTS`` or ``test-artifacts/browser/``.
 
+A second notebook in the same server, ``tests/browser/multi_widgets.ipynb``, shows three
+``RedshiftExplorer``, two ``MorphologyExplorer`` and a ``DeconvolutionViewer`` (observation on
+another pixel grid than the model's) together; its last cell prints the rows of every Bokeh
+``ColumnDataSource`` the kernel holds. The test counts, per plot and glyph renderer, the glyphs
+Bokeh draws in the page and the pixels they change (each renderer painted alone, through BokehJS's
+views), and compares them with the kernel's rows: several Bokeh documents rendering together once
+lost every glyph but the first plot's (shared WebGL canvas, see ``galwidgets/widgets/_bokeh.py``).
+
 Skipped when Playwright, JupyterLab or Chromium (``$GALWIDGETS_CHROMIUM``, default
 ``/usr/bin/chromium``) is missing, unless ``GALWIDGETS_REQUIRE_BROWSER=1`` (set by ``.ci/run``).
 """
@@ -39,6 +47,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = Path(__file__).with_name("browser") / "widgets.ipynb"
+MULTI_NOTEBOOK = NOTEBOOK.with_name("multi_widgets.ipynb")
 CHROMIUM = Path(os.environ.get("GALWIDGETS_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(os.environ.get("GALWIDGETS_ARTIFACTS", REPO / "test-artifacts" / "browser"))
 #: Widgets whose view holds HoloViews/Bokeh plots (jupyter_bokeh ``BokehModel`` widgets).
@@ -105,10 +114,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _widget_names() -> list[str]:
-    """Widget name of each code cell after the setup cell (the ``widget`` cell metadata)."""
-    cells = [c for c in json.loads(NOTEBOOK.read_text())["cells"] if c["cell_type"] == "code"]
-    return [c["metadata"]["widget"] for c in cells[1:]]
+def _widget_names(notebook: Path = NOTEBOOK) -> list[str]:
+    """Widget name of each code cell after the setup cell that has one (``widget`` cell metadata)."""
+    cells = [c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
+    return [c["metadata"]["widget"] for c in cells[1:] if "widget" in c["metadata"]]
 
 
 @dataclass
@@ -191,7 +200,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     tmp = tmp_path_factory.mktemp("lab")
     root = tmp / "root"
     root.mkdir()
-    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    for notebook in (NOTEBOOK, MULTI_NOTEBOOK):
+        shutil.copy(notebook, root / notebook.name)
     with _remember_failure("lab"), running_lab(root, tmp) as lab:
         yield lab
 
@@ -244,59 +254,75 @@ def show_whole_notebook(page: Any, settle_ms: int = 1000) -> None:
 
 
 @pytest.fixture(scope="module")
-def notebook(lab: Lab) -> Iterator[Notebook]:
-    """Open the notebook in headless Chromium, run all cells, screenshot each widget cell."""
+def browser(lab: Lab) -> Iterator[Any]:
+    """Headless Chromium (through Playwright) for the notebooks of this module; the screenshots of
+    an earlier run are removed first."""
     from playwright.sync_api import sync_playwright
 
-    if "notebook" in _SETUP_ERRORS:
-        pytest.fail(f"notebook setup failed before: {_SETUP_ERRORS['notebook']}", pytrace=False)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for pattern in ("[0-9][0-9]-*.png", "notebook*.png", "timeout-*.png"):
+    for pattern in ("[0-9][0-9]-*.png", "notebook*.png", "timeout-*.png", "multi-*.png"):
         for old in ARTIFACTS.glob(pattern):
             old.unlink()
-    names = _widget_names()
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                             args=["--no-sandbox", "--disable-dev-shm-usage"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        result = Notebook(page=page, setup=None, cells={})
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                              args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield chromium
+        chromium.close()
 
-        def offline(route: Any) -> None:
-            if route.request.url.startswith(lab.url):
-                route.continue_()
-            else:
-                result.blocked.append(route.request.url)
-                route.abort()
 
-        page.route("**/*", offline)
-        page.on("console", lambda m: m.type == "error" and result.console_errors.append(m.text))
-        page.on("pageerror", lambda e: result.console_errors.append(f"page error: {e}"))
-        start = time.monotonic()
-        with _remember_failure("notebook"):
-            page.goto(f"{lab.url}/lab/tree/{NOTEBOOK.name}?token={lab.token}")
-            _wait(page, KERNEL_READY_JS, 90, "JupyterLab opened the notebook and its python3 kernel is idle")
-            result.seconds["open"] = time.monotonic() - start
-            _run_all(page)
-            result.seconds["run all"] = time.monotonic() - start - result.seconds["open"]
-        code_cells = page.locator(".jp-Notebook .jp-CodeCell")
-        result.setup = code_cells.nth(0)
-        result.cells = {name: code_cells.nth(1 + i) for i, name in enumerate(names)}
-        # let the widget views finish rendering (Bokeh lays out asynchronously): 20 s for all
-        deadline = time.monotonic() + 20
-        for name in BOKEH_WIDGETS:
-            if name in result.cells:
-                with contextlib.suppress(Exception):
-                    result.cells[name].locator(".bk-Canvas").first.wait_for(
-                        timeout=max(0.1, deadline - time.monotonic()) * 1000)
-        page.wait_for_timeout(1000)
-        show_whole_notebook(page)
-        page.screenshot(path=ARTIFACTS / "notebook.png", full_page=True)
-        for i, (name, cell) in enumerate(result.cells.items(), start=1):
-            cell.screenshot(path=ARTIFACTS / f"{i:02d}-{name}.png")
-        result.seconds["screenshots"] = time.monotonic() - start - sum(result.seconds.values())
-        yield result
-        page.screenshot(path=ARTIFACTS / "notebook-after-interactions.png", full_page=True)
-        browser.close()
+def _open_and_run(browser: Any, lab: Lab, notebook: Path, fixture: str) -> Notebook:
+    """A new page (offline: requests to other hosts aborted and recorded; console errors recorded)
+    with ``notebook`` opened in JupyterLab and all its cells run; ``setup`` is its first code cell."""
+    if fixture in _SETUP_ERRORS:
+        pytest.fail(f"{fixture} setup failed before: {_SETUP_ERRORS[fixture]}", pytrace=False)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    result = Notebook(page=page, setup=None, cells={})
+
+    def offline(route: Any) -> None:
+        if route.request.url.startswith(lab.url):
+            route.continue_()
+        else:
+            result.blocked.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", offline)
+    page.on("console", lambda m: m.type == "error" and result.console_errors.append(m.text))
+    page.on("pageerror", lambda e: result.console_errors.append(f"page error: {e}"))
+    start = time.monotonic()
+    with _remember_failure(fixture):
+        # a workspace per notebook: JupyterLab would reopen the other notebook's tabs in this page
+        page.goto(f"{lab.url}/lab/workspaces/{notebook.stem}/tree/{notebook.name}?token={lab.token}")
+        _wait(page, KERNEL_READY_JS, 90, f"JupyterLab opened {notebook.name} and its python3 kernel is idle")
+        result.seconds["open"] = time.monotonic() - start
+        _run_all(page)
+        result.seconds["run all"] = time.monotonic() - start - result.seconds["open"]
+    code_cells = page.locator(".jp-Notebook .jp-CodeCell")
+    result.setup = code_cells.nth(0)
+    result.cells = {name: code_cells.nth(1 + i) for i, name in enumerate(_widget_names(notebook))}
+    return result
+
+
+@pytest.fixture(scope="module")
+def notebook(lab: Lab, browser: Any) -> Iterator[Notebook]:
+    """Open the notebook in headless Chromium, run all cells, screenshot each widget cell."""
+    result = _open_and_run(browser, lab, NOTEBOOK, "notebook")
+    page, start = result.page, time.monotonic()
+    # let the widget views finish rendering (Bokeh lays out asynchronously): 20 s for all
+    deadline = time.monotonic() + 20
+    for name in BOKEH_WIDGETS:
+        if name in result.cells:
+            with contextlib.suppress(Exception):
+                result.cells[name].locator(".bk-Canvas").first.wait_for(
+                    timeout=max(0.1, deadline - time.monotonic()) * 1000)
+    page.wait_for_timeout(1000)
+    show_whole_notebook(page)
+    page.screenshot(path=ARTIFACTS / "notebook.png", full_page=True)
+    for i, (name, cell) in enumerate(result.cells.items(), start=1):
+        cell.screenshot(path=ARTIFACTS / f"{i:02d}-{name}.png")
+    result.seconds["screenshots"] = time.monotonic() - start
+    yield result
+    page.screenshot(path=ARTIFACTS / "notebook-after-interactions.png", full_page=True)
+    page.close()
     print(f"\nbrowser test: {result.seconds}; screenshots in {ARTIFACTS}")
 
 
@@ -492,3 +518,183 @@ def test_bokeh_loads_offline(notebook: Notebook) -> None:
     cdn = sorted({url.split("?")[0] for url in notebook.blocked if any(h in url for h in CDN_HOSTS)})
     assert not cdn, f"the page asked a CDN for {len(cdn)} resources (aborted): {cdn}"
     assert not notebook.blocked, f"requests to other hosts (aborted): {sorted(set(notebook.blocked))}"
+
+
+# -- several Bokeh widgets in one notebook ----------------------------------------------------------
+#: Glyph renderers of the Bokeh documents shown in ``cell``: ``{model id: rows of its data}``.
+GLYPH_ROWS_JS = """(cell) => {
+    const {ViewQuery} = Bokeh.require("core/view_manager");
+    const rows = {};
+    for (const root of Bokeh.index.roots) {
+        if (!root.el?.isConnected || !cell.contains(root.el)) continue;
+        for (const view of new ViewQuery(root).all_views()) {
+            if (view.model.type === "GlyphRenderer") rows[view.model.id] = view.glyph.data_size;
+        }
+    }
+    return rows;
+}"""
+#: Per Bokeh plot in ``cell``: its frame (canvas px) and, per glyph renderer painted alone (every
+#: other renderer of the plot, also axes, grids and legends, hidden through its view's ``displayed``;
+#: the models are untouched), the glyphs Bokeh paints (``painted``: indices handed to its glyph
+#: views), the pixels of the frame that change against a paint without it (``changed``, and their
+#: ``bbox``), and for markers the points whose centre pixel changes (``centres``).
+GLYPHS_DRAWN_JS = """(cell) => {
+    const {ViewQuery} = Bokeh.require("core/view_manager");
+    const plots = [];
+    for (const root of Bokeh.index.roots) {
+        if (!root.el?.isConnected || !cell.contains(root.el)) continue;
+        for (const view of new ViewQuery(root).all_views()) {
+            if (view.frame !== undefined && view.computed_renderer_views !== undefined
+                && !plots.includes(view)) plots.push(view);
+        }
+    }
+    const GLYPHS = ["glyph", "selection_glyph", "nonselection_glyph", "decimated_glyph", "muted_glyph",
+                    "hover_glyph"];
+    const hide = (view) => Object.defineProperty(view, "displayed", {get: () => false, configurable: true});
+    const paint = (plot) => {
+        plot.invalidate_painters();
+        plot.paint();
+        const canvas = plot.canvas_view.primary.canvas;
+        return canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
+    };
+    return plots.map(plot => {
+        const all = plot.computed_renderer_views;
+        all.forEach(hide);
+        const blank = paint(plot);
+        const ratio = plot.canvas_view.pixel_ratio;
+        const frame = plot.frame.bbox;
+        const [fx0, fy0] = [Math.ceil(frame.x * ratio), Math.ceil(frame.y * ratio)];
+        const [fx1, fy1] = [Math.floor(frame.x1 * ratio), Math.floor(frame.y1 * ratio)];
+        const measured = all.filter(v => v.model.type === "GlyphRenderer").map(view => {
+            delete view.displayed;
+            let painted = 0;
+            const glyphs = [...new Set(GLYPHS.map(g => view[g]).filter(g => g != null))];
+            for (const glyph of glyphs) {
+                glyph.paint = function (ctx, indices, data) {
+                    painted += indices.length;
+                    return Object.getPrototypeOf(this).paint.call(this, ctx, indices, data);
+                };
+            }
+            const shown = paint(plot);
+            glyphs.forEach(glyph => delete glyph.paint);
+            hide(view);
+            const {width} = shown;
+            const differs = (x, y) => [0, 1, 2, 3].some(
+                c => shown.data[4 * (y * width + x) + c] !== blank.data[4 * (y * width + x) + c]);
+            let changed = 0, x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+            for (let y = fy0; y < fy1; y++) {
+                for (let x = fx0; x < fx1; x++) {
+                    if (!differs(x, y)) continue;
+                    changed++;
+                    x0 = Math.min(x0, x); y0 = Math.min(y0, y);
+                    x1 = Math.max(x1, x + 1); y1 = Math.max(y1, y + 1);
+                }
+            }
+            let centres = null;
+            if (view.model.glyph.type === "Scatter") {
+                const {sx, sy} = view.glyph;
+                centres = 0;
+                for (let i = 0; i < sx.length; i++) {
+                    const x = Math.floor(sx[i] * ratio), y = Math.floor(sy[i] * ratio);
+                    if (x >= fx0 && y >= fy0 && x < fx1 && y < fy1 && differs(x, y)) centres++;
+                }
+            }
+            return {id: view.model.id, glyph: view.model.glyph.type, rows: view.glyph.data_size, painted,
+                    changed, centres, bbox: changed ? [x0, y0, x1, y1].map(p => p / ratio) : null};
+        });
+        all.forEach(view => delete view.displayed);
+        paint(plot);
+        return {id: plot.model.id, frame: [frame.x0, frame.y0, frame.x1, frame.y1], renderers: measured};
+    });
+}"""
+
+
+@dataclass
+class MultiNotebook:
+    """The multi-widget notebook after "Run All": the kernel's rows per glyph renderer (per widget
+    cell) and what the page drew (per cell, per plot: see ``GLYPHS_DRAWN_JS``)."""
+
+    notebook: Notebook
+    kernel: dict[str, dict[str, int]]
+    drawn: dict[str, list[dict[str, Any]]]
+
+
+def _kernel_census(notebook: Notebook) -> dict[str, dict[str, int]]:
+    """The JSON line ``GLYPH CENSUS {...}`` printed by the notebook's last cell."""
+    text = notebook.page.locator(".jp-Notebook .jp-CodeCell").last.locator(".jp-OutputArea").inner_text()
+    match = re.search(r"GLYPH CENSUS (\{.*\})", text)
+    assert match, f"{MULTI_NOTEBOOK.name}: no glyph census in the last cell's output:\n{text[-2000:]}"
+    return json.loads(match[1])
+
+
+@pytest.fixture(scope="module")
+def multi_notebook(lab: Lab, browser: Any) -> Iterator[MultiNotebook]:
+    """Open the multi-widget notebook next to the first one, run all, wait until the page's Bokeh
+    views hold the kernel's rows, measure what is drawn, screenshot."""
+    result = _open_and_run(browser, lab, MULTI_NOTEBOOK, "multi_notebook")
+    page, start = result.page, time.monotonic()
+    with _remember_failure("multi_notebook"):
+        kernel = _kernel_census(result)
+        cells = [result.cells[name].element_handle() for name in kernel]
+        _wait(page, f"""([cells, kernel]) => cells.every((cell, k) => {{
+                const rows = ({GLYPH_ROWS_JS})(cell);
+                return Object.entries(kernel[k]).every(([id, n]) => rows[id] === n);
+            }})""", 30, "the Bokeh views of every widget hold the kernel's data",
+              arg=[cells, list(kernel.values())])
+        show_whole_notebook(page)
+        drawn = {name: result.cells[name].evaluate(GLYPHS_DRAWN_JS) for name in kernel}
+    page.screenshot(path=ARTIFACTS / "multi-notebook.png", full_page=True)
+    for i, (name, cell) in enumerate(result.cells.items(), start=1):
+        cell.screenshot(path=ARTIFACTS / f"multi-{i:02d}-{name}.png")
+    counts = {name: [[(r["glyph"], r["rows"], r["painted"], r["centres"]) for r in plot["renderers"]]
+                     for plot in plots] for name, plots in drawn.items()}
+    (ARTIFACTS / "multi-glyphs.json").write_text(json.dumps({"kernel": kernel, "drawn": drawn}, indent=1))
+    result.seconds["measure"] = time.monotonic() - start
+    yield MultiNotebook(result, kernel, drawn)
+    page.close()
+    print(f"\nmulti-widget notebook: {result.seconds}; (glyph, rows, painted, centres drawn) per plot: "
+          f"{counts}")
+
+
+@pytest.mark.parametrize("name", _widget_names(MULTI_NOTEBOOK))
+def test_every_plot_draws_its_data(multi_notebook: MultiNotebook, name: str) -> None:
+    """With several widgets in one notebook, every Bokeh plot of every widget draws all its data:
+    per glyph renderer, the rows the page holds and the glyphs Bokeh paints equal the rows of the
+    kernel's ColumnDataSource, painting it changes pixels of the canvas, and every point of a
+    scatter plot changes its centre pixel. Every plot holds data."""
+    kernel, plots = multi_notebook.kernel[name], multi_notebook.drawn[name]
+    drawn = {r["id"]: r for plot in plots for r in plot["renderers"]}
+    assert plots and set(drawn) == set(kernel), (
+        f"{name}: glyph renderers in the kernel {sorted(kernel)} but in the page {sorted(drawn)}")
+    empty = [plot["id"] for plot in plots if not any(kernel[r["id"]] for r in plot["renderers"])]
+    assert not empty, f"{name}: plots without data in the kernel: {empty}"
+    wrong = {rid: {k: drawn[rid][k] for k in ("glyph", "rows", "painted", "changed", "centres")}
+             for rid, rows in kernel.items()
+             if not (drawn[rid]["rows"] == drawn[rid]["painted"] == rows
+                     and (drawn[rid]["changed"] > 0) == (rows > 0)
+                     and drawn[rid]["centres"] in (None, rows))}
+    assert not wrong, f"{name}: glyph renderers not drawn as the kernel holds them ({kernel}): {wrong}"
+
+
+def test_deconvolution_viewer_draws_one_sky(multi_notebook: MultiNotebook) -> None:
+    """The observation (0.168" pixels, 50 x 50) and the model panels (0.262", 32 x 32) of the
+    DeconvolutionViewer each fill their panel's frame: one field of the sky, not the finer grid
+    drawn over a larger area than the coarser one."""
+    plots = multi_notebook.drawn["DeconvolutionViewer"]
+    images = [(plot["frame"], r["bbox"]) for plot in plots for r in plot["renderers"]
+              if r["glyph"] == "Image"]
+    assert len(images) == 6, f"expected six image panels, got {len(images)}"
+    for frame, bbox in images:
+        assert bbox is not None and all(abs(a - b) <= 2 for a, b in zip(bbox, frame)), (
+            f"DeconvolutionViewer: an image covers {bbox} of its frame {frame} (canvas px)")
+
+
+def test_multi_widget_page_is_offline_and_without_errors(multi_notebook: MultiNotebook) -> None:
+    """No request left the machine and no JavaScript exception with several widgets on the page."""
+    page = multi_notebook.notebook
+    assert not page.blocked, f"requests to other hosts (aborted): {sorted(set(page.blocked))}"
+    exceptions = [e for e in page.console_errors if e.startswith("page error")]
+    assert not exceptions, exceptions
+    text = page.page.locator(".jp-Notebook").inner_text()
+    for error in ERROR_TEXTS:
+        assert error not in text, f"{error!r} in {MULTI_NOTEBOOK.name}"

@@ -14,6 +14,7 @@ import galwidgets as gw
 from galwidgets.diffusion import DeconvolutionResult
 from galwidgets.diffusion.operators import PSFOperator
 from galwidgets.widgets import DeconvolutionViewer
+from galwidgets.widgets.deconvolution import DECONVOLUTION_PANELS
 
 needs_bokeh = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("holoviews", "panel", "jupyter_bokeh")),
@@ -107,13 +108,105 @@ def test_aperture_metric_follows_the_radius(viewer, deconvolved):
     np.testing.assert_allclose(state.variance_ratio_per_band, expected)
     assert state.variance_ratio == pytest.approx(expected.mean())
     overlay = view.panels["variance ratio"][()]
-    circle = overlay.get(1)
-    assert (circle.x, circle.y, circle.width) == (15.5, 15.5, 8.0)
+    circle = overlay.get(1)  # about the stamp centre; without pixel scales lengths are model pixels
+    assert state.aperture() == (15.5, 15.5, 4.0) and state.sky_unit == "model px"
+    assert (circle.x, circle.y, circle.width) == (0.0, 0.0, 8.0)
     assert f"{expected[1]:.2f} in r < 4 px" in overlay.get(0).label
     assert f"{expected.mean():.2f}" in view.status.value
     with pytest.raises(T.TraitError, match="radius"):
         state.radius = 17.0
     state.radius = 8.0
+
+
+def _result(truth, observation, prior):
+    """A DeconvolutionResult whose posterior is ``truth`` (three copies) and residual 0."""
+    samples = np.repeat(truth[None], 3, axis=0) * np.array([0.99, 1.0, 1.01])[:, None, None, None]
+    summary = gw.metrics.posterior_summary(samples, prior, radius=8.0, reference="flux")
+    zeros = np.zeros_like(observation, dtype=np.float64)
+    return DeconvolutionResult(
+        samples=samples, prior=prior, mean=summary["mean"], std=summary["std"],
+        variance_ratio_map=summary["variance_ratio_map"], variance_ratio=float(summary["variance_ratio"]),
+        reconvolved=observation.astype(np.float64), residual=zeros, chi2=0.0, chi2_per_band=zeros[:, 0, 0],
+        settings={"radius": 8.0, "reference": "flux", "n_samples": 3})
+
+
+def _centroid(state, panel):
+    """Flux-weighted centre of a panel's band on the sky, from its extent (rows run bottom to top)."""
+    image = state.raw(panel)
+    left, bottom, right, top = state.extent(panel)
+    h, w = image.shape
+    x = left + (np.arange(w) + 0.5) * (right - left) / w
+    y = bottom + (np.arange(h) + 0.5) * (top - bottom) / h
+    weights = np.clip(image, 0, None) / np.clip(image, 0, None).sum()
+    return float((weights.sum(0) * x).sum()), float((weights.sum(1) * y).sum())
+
+
+@pytest.fixture(scope="module")
+def finer_grid(survey):
+    """A galaxy 1.0" east and 0.5" south of the stamp centre on the model's 32 x 0.262" grid, observed
+    on HSC-like 0.168" pixels (50 x 50) through a PSFOperator; its result has the truth as posterior."""
+    import torch
+
+    h = w = 32
+    yy, xx = np.mgrid[:h, :w]
+    x0, y0 = (w - 1) / 2 + 1.0 / 0.262, (h - 1) / 2 - 0.5 / 0.262
+    blob = np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * 1.5**2))
+    truth = np.stack([blob, 2 * blob, 3 * blob])
+    operator = PSFOperator(gw.data.psf_kernel(0.5, 0.168, size=9), (h, w), model_pixel_scale=0.262,
+                           obs_pixel_scale=0.168)
+    with torch.no_grad():
+        y = operator(torch.from_numpy(truth[None].astype(np.float32))).numpy()[0]
+    prior = survey.images[1:6].astype(np.float64)
+    return _result(truth, y, prior), y, operator
+
+
+def test_observation_and_model_share_one_sky(finer_grid):
+    """An observation on a finer pixel grid than the model's covers the same field (same extent in
+    arcsec) and shows the galaxy where the model panels do."""
+    result, y, operator = finer_grid
+    assert y.shape == (3, 50, 50) and result.mean.shape == (3, 32, 32)
+    state = DeconvolutionViewer(result, y, operator=operator).state
+    assert state.sky_unit == "arcsec" and (state.pixel_scale, state.obs_pixel_scale) == (0.262, 0.168)
+    assert state.pixel_scales("observation") == state.pixel_scales("residual") == (0.168, 0.168)
+    model = state.extent("posterior mean")
+    np.testing.assert_allclose(model, np.array([-1, -1, 1, 1]) * 16 * 0.262)
+    np.testing.assert_allclose(state.extent("observation"), np.array([-1, -1, 1, 1]) * 25 * 0.168)
+    # the same field to within the rounding of the observation's shape (0.008" here, < 1 pixel)
+    np.testing.assert_allclose(state.extent("observation"), model, atol=0.168 / 2)
+    for panel in ("posterior sample", "posterior std", "variance ratio"):
+        assert state.extent(panel) == model
+    assert state.extent("residual") == state.extent("observation")
+    # the galaxy is where it is on the sky in both grids: (+1.0", -0.5") from the centre
+    np.testing.assert_allclose(_centroid(state, "posterior mean"), (1.0, -0.5), atol=0.02)
+    np.testing.assert_allclose(_centroid(state, "observation"), (1.0, -0.5), atol=0.03)
+    # without the operator the observation is taken to cover the model's field, in model pixels
+    bare = DeconvolutionViewer(result, y).state
+    assert bare.sky_unit == "model px"
+    assert bare.extent("observation") == bare.extent("posterior mean") == (-16.0, -16.0, 16.0, 16.0)
+    np.testing.assert_allclose(_centroid(bare, "observation"), _centroid(bare, "posterior mean"), atol=0.1)
+
+
+@needs_bokeh
+def test_panels_are_drawn_on_one_sky(finer_grid):
+    """The Bokeh images of all six panels span the same rectangle of the shared frame, the aperture
+    circle is centred on it with the radius in arcsec."""
+    from bokeh.models import Image, Plot
+
+    result, y, operator = finer_grid
+    viewer = DeconvolutionViewer(result, y, operator=operator)
+    plots = list(viewer.view.plot._model.select({"type": Plot}))
+    rects = []
+    for plot in plots:
+        images = [r for r in plot.renderers if isinstance(getattr(r, "glyph", None), Image)]
+        if images:
+            data = images[0].data_source.data
+            rects.append([float(np.ravel(data[k])[0]) for k in ("x", "y", "dw", "dh")])
+    assert len(rects) == len(DECONVOLUTION_PANELS)
+    np.testing.assert_allclose(rects, [[-4.192, -4.192, 8.384, 8.384]] * 6, atol=0.168 / 2)
+    assert {plot.output_backend for plot in plots} == {"canvas"}  # not WebGL: see widgets/_bokeh.py
+    circle = viewer.view.panels["observation"][()].get(1)
+    assert (circle.x, circle.y) == (0.0, 0.0) and circle.width == pytest.approx(2 * 8.0 * 0.262)
+    assert "arcsec" in _element(viewer.view, "observation").kdims[0].label
 
 
 def test_nan_pixels_and_missing_observation(deconvolved):
@@ -140,6 +233,13 @@ def test_errors(deconvolved):
         DeconvolutionViewer(result, y, bands=("g", "r"))
     with pytest.raises(T.TraitError, match="band"):
         DeconvolutionViewer(result, y, band="K")
+    with pytest.raises(TypeError, match="operator: expected the PSFOperator"):
+        DeconvolutionViewer(result, y, operator=0.262)
+    fine = PSFOperator(np.ones((1, 1)), (32, 32), model_pixel_scale=0.262, obs_pixel_scale=0.168)
+    with pytest.raises(ValueError, match=r"operator: expected the operator of this result.*\(50, 50\)"):
+        DeconvolutionViewer(result, y, operator=fine)
+    with pytest.raises(T.TraitError, match="pixel_scale"):
+        DeconvolutionViewer(result, y, pixel_scale=-0.2)
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@ import json
 
 import ipywidgets as W
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import traitlets as T
@@ -113,6 +114,26 @@ def test_shown_after_a_draw_the_plots_hold_the_draw(explorer):
     after = [json.dumps(p.render_bundle, default=str) for p in plots]
     assert all(a != b for a, b in zip(after, before))
     assert all(len(a) > len(b) for a, b in zip(after, before))  # the drawn galaxies were added
+
+
+def test_plots_draw_every_galaxy_on_a_2d_canvas(explorer):
+    """Both plots (two Bokeh documents that render at the same time) use Bokeh's canvas backend:
+    with WebGL, BokehJS's shared WebGL canvas is set up twice when two plots start together and one
+    plot's points vanish (see galwidgets/widgets/_bokeh.py; checked in the browser by
+    tests/test_browser.py). Their axes take in every draw, also one far outside the survey."""
+    from bokeh.models import Plot
+
+    state, view = explorer.state, explorer.view
+    state.draw()
+    far = state.history.iloc[:1].assign(r_half=25.0, mu_e=35.0, redshift=0.9)  # an outlier draw
+    state.history = pd.concat([state.history, far], ignore_index=True)
+    for widget, column in ((view.size_plot, "r_half"), (view.brightness_plot, "mu_e")):
+        (plot,) = widget._model.select({"type": Plot})
+        assert plot.output_backend == "canvas"
+        values = pd.concat([state.history, state.reference_table])[["redshift", column]].dropna()
+        for axis, name in ((plot.x_range, "redshift"), (plot.y_range, column)):
+            low, high = sorted((axis.start, axis.end))
+            assert low <= values[name].min() and values[name].max() <= high, (name, low, high)
 
 
 def test_threaded_draw_keeps_the_loop_free(explorer):

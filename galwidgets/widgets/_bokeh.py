@@ -1,10 +1,21 @@
-"""Offline Bokeh for the widgets: HoloViews/Panel resources loaded inline, never from a CDN."""
+"""Bokeh for the widgets: resources loaded inline (offline), plots drawn on a 2D canvas (not WebGL).
+
+**Why not WebGL.** HoloViews asks Bokeh for WebGL output by default, and BokehJS (3.x) draws every
+WebGL plot of a page through one hidden, shared WebGL canvas. Its ``global_webgl()`` caches the
+*result* of the asynchronous set-up rather than the pending promise, so when several plots start
+at once (two Bokeh documents rendering together, as the two panels of a ``RedshiftExplorer`` do)
+two hidden canvases are made, while ``get_regl()`` of bokeh-gl keeps one ReGL wrapper bound to the
+first canvas's context. Every plot handed the second canvas then draws its glyphs into the first
+and copies the empty second one onto the page: axes, grid, legend and spans (2D canvas) appear,
+the data (scatter points, histograms, lines, images) does not, with no error anywhere. The widgets'
+plots hold at most a few thousand glyphs, where the 2D canvas is as fast, so they use it.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["holoviews_widget", "load_bokeh", "panel_widget", "refresh_bokeh"]
+__all__ = ["canvas_renderer", "holoviews_widget", "load_bokeh", "panel_widget", "refresh_bokeh"]
 
 _LOADED = False
 
@@ -27,17 +38,28 @@ def load_bokeh() -> None:
     _LOADED = True
 
 
+def canvas_renderer() -> Any:
+    """HoloViews' Bokeh renderer drawing on a 2D canvas (``output_backend="canvas"``, not WebGL; see
+    the module docstring). A copy of the session's renderer: the user's own plots keep its settings."""
+    load_bokeh()
+    import holoviews as hv
+
+    return hv.renderer("bokeh").instance(webgl=False)
+
+
 def holoviews_widget(obj: Any) -> tuple[Any, Any]:
     """A HoloViews object as a live ipywidget: ``(pane, widget)``.
 
     The widget is a ``jupyter_bokeh.BokehModel`` (an ipywidgets ``DOMWidget``) holding a Panel
     ``HoloViews`` pane, so it can sit in ``ipywidgets`` boxes, HoloViews streams (selection, tap)
     reach Python through the widget's comm, and assigning ``pane.object`` redraws it in place.
+    Its plots, also those redrawn later by the pane or by a ``DynamicMap``, are drawn on a 2D
+    canvas (:func:`canvas_renderer`), so that several widgets render together in one notebook.
     """
     load_bokeh()
     import panel as pn
 
-    pane = pn.pane.HoloViews(obj)
+    pane = pn.pane.HoloViews(obj, renderer=canvas_renderer())
     return pane, panel_widget(pane)
 
 

@@ -2,9 +2,10 @@
 
 Shows a :class:`galwidgets.diffusion.DeconvolutionResult` (Diffusion Posterior Sampling with a
 diffusion prior, :func:`galwidgets.diffusion.deconvolve`) panel by panel with one shared stretch,
-the aperture of the variance-ratio metric (Spagnoletti et al. 2024: the posterior-to-prior variance
-in a central aperture, ~0 data-driven, ~1 prior-driven) drawn as a circle, and a slider through the
-posterior samples.
+on one sky (every panel placed in arcsec about the stamp centre, so an observation on another
+pixel grid than the model's covers the same field), the aperture of the variance-ratio metric
+(Spagnoletti et al. 2024: the posterior-to-prior variance in a central aperture, ~0 data-driven,
+~1 prior-driven) drawn as a circle, and a slider through the posterior samples.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class DeconvolutionState(T.HasTraits):
     variance_ratio = T.Float(np.nan, help="variance ratio in the aperture, mean over bands")
     variance_ratio_per_band = T.Tuple(help="variance ratio in the aperture, per band")
     message = T.Unicode("", help="status line")
+    pixel_scale = T.Float(None, allow_none=True, help="arcsec per model pixel (at the galaxy's distance)")
+    obs_pixel_scale = T.Float(None, allow_none=True, help="arcsec per observation pixel")
 
     @T.validate("result")
     def _check_result(self, proposal: dict) -> Any:
@@ -78,6 +81,12 @@ class DeconvolutionState(T.HasTraits):
             raise T.TraitError(f"y: expected the observation shaped like the result's residual "
                                f"{np.shape(self.result.residual)}, got {y.shape}")
         return y
+
+    @T.validate("pixel_scale", "obs_pixel_scale")
+    def _check_scale(self, proposal: dict) -> float | None:
+        value = proposal["value"]
+        return value if value is None else _checked(proposal, np.isfinite(value) and value > 0,
+                                                    "a positive number of arcsec per pixel or None")
 
     @T.validate("band")
     def _check_band(self, proposal: dict) -> str:
@@ -158,6 +167,46 @@ class DeconvolutionState(T.HasTraits):
         out = np.asarray(norm(np.nan_to_num(data)).filled(0.0), dtype=np.float64)
         return np.where(np.isfinite(data), out, np.nan)
 
+    @property
+    def sky_unit(self) -> str:
+        """Unit of :meth:`extent`: ``"arcsec"`` when a pixel scale is known, else ``"model px"``."""
+        return "model px" if self.pixel_scale is None and self.obs_pixel_scale is None else "arcsec"
+
+    def pixel_scales(self, panel: str) -> tuple[float, float]:
+        """``(x, y)`` size of one pixel of ``panel`` on the sky, in :attr:`sky_unit`.
+
+        Panels on the model grid use ``pixel_scale``; the observation and the residual, on the
+        observation's grid, use ``obs_pixel_scale``. A scale not given follows from the other on
+        the assumption that observation and model stamp cover the same field, as the default
+        ``obs_shape`` of :class:`~galwidgets.diffusion.operators.PSFOperator` does; with neither
+        given, lengths are in model pixels.
+        """
+        if panel not in DECONVOLUTION_PANELS:
+            raise ValueError(f"panel: expected one of {DECONVOLUTION_PANELS}, got {panel!r}")
+        model_hw = np.shape(self.result.mean)[-2:]
+        obs_hw = np.shape(self.result.residual)[-2:]
+        ratio = np.divide(model_hw, obs_hw)  # model pixels per observation pixel, (y, x)
+        if self.pixel_scale is not None:
+            model = np.full(2, self.pixel_scale)
+        elif self.obs_pixel_scale is not None:
+            model = self.obs_pixel_scale / ratio
+        else:
+            model = np.ones(2)
+        if panel not in ("observation", "residual"):
+            y, x = model
+        elif self.obs_pixel_scale is not None:
+            y = x = self.obs_pixel_scale
+        else:
+            y, x = model * ratio
+        return float(x), float(y)
+
+    def extent(self, panel: str) -> tuple[float, float, float, float]:
+        """``(left, bottom, right, top)`` of ``panel`` on the sky in :attr:`sky_unit`, about the
+        stamp centre: panels on different pixel grids (observation and model) share one sky."""
+        h, w = np.shape(self.raw(panel))
+        sx, sy = self.pixel_scales(panel)
+        return -w * sx / 2, -h * sy / 2, w * sx / 2, h * sy / 2
+
     def aperture(self) -> tuple[float, float, float]:
         """``(x, y, radius)`` of the variance-ratio aperture in model pixels (image centre)."""
         h, w = self.result.mean.shape[-2:]
@@ -191,25 +240,27 @@ class DeconvolutionState(T.HasTraits):
 
 
 def _image(state: DeconvolutionState, panel: str) -> Any:
-    """One HoloViews panel: the image (pixel (0, 0) at the bottom left) and the aperture circle."""
+    """One HoloViews panel on the shared sky (:meth:`DeconvolutionState.extent`, pixel (0, 0) at
+    the bottom left) with the aperture circle, except on the residual."""
     import holoviews as hv
 
     data = state.panel(panel)
-    h, w = data.shape
     opts = {"flux": dict(cmap="gray", clim=(0.0, 1.0)),
             "variance ratio": dict(cmap="magma", clim=(0.0, state.ratio_max), colorbar=True),
             "residual": dict(cmap="RdBu_r", clim=(-4.0, 4.0), colorbar=True)}
     kind = "flux" if panel in _FLUX_PANELS else panel
-    image = hv.Image(np.flipud(data), bounds=(-0.5, -0.5, w - 0.5, h - 0.5), kdims=["x", "y"],
+    unit = state.sky_unit
+    image = hv.Image(np.flipud(data), bounds=state.extent(panel),
+                     kdims=[hv.Dimension("x", label=f"x ({unit})"), hv.Dimension("y", label=f"y ({unit})")],
                      vdims=[hv.Dimension("value", label="stretched flux" if kind == "flux" else panel)],
                      label=state.title(panel)).opts(
         **opts[kind], frame_width=210, data_aspect=1, tools=["hover"],
         clipping_colors={"NaN": NAN_COLOUR if kind == "flux" else UNDEFINED_COLOUR},
         xaxis=None, yaxis=None, fontsize={"title": 9})
-    if data.shape != state.result.mean.shape[-2:] or panel == "residual":
+    if panel == "residual":
         return image
-    x, y, r = state.aperture()
-    circle = hv.Ellipse(x, y, 2 * r).opts(color="#00e5ff", line_width=1.5)
+    radius = state.radius * state.pixel_scales("posterior mean")[0]
+    circle = hv.Ellipse(0.0, 0.0, 2 * radius).opts(color="#00e5ff", line_width=1.5)
     return hv.Overlay([image, circle], label=state.title(panel))
 
 
@@ -246,7 +297,7 @@ class DeconvolutionView(W.VBox):
                            W.HBox([self.sample, self.radius])])
         super().__init__([controls, self.plot, self.status], **kwargs)
         state.observe(self._redraw, names=["band", "stretch", "percentile", "sample", "radius", "ratio_max",
-                                           "observation", "result"])
+                                           "observation", "result", "pixel_scale", "obs_pixel_scale"])
         state.observe(self._show_status, names=["variance_ratio", "variance_ratio_per_band", "message",
                                                 "band"])
         self._show_status()
@@ -260,9 +311,31 @@ class DeconvolutionView(W.VBox):
         self.status.value = self.state.summary()
 
 
+def _operator_scales(operator: Any, obs_shape: tuple[int, ...]) -> dict[str, float]:
+    """``pixel_scale`` and ``obs_pixel_scale`` of a forward operator (none without pixel scales)."""
+    if operator is None:
+        return {}
+    if not all(hasattr(operator, a) for a in ("effective_pixel_scale", "obs_pixel_scale")):
+        raise TypeError(f"operator: expected the PSFOperator of the deconvolution (with "
+                        f"effective_pixel_scale and obs_pixel_scale), got {type(operator).__name__}")
+    shape = getattr(operator, "obs_shape", None)
+    if shape is not None and tuple(shape) != tuple(obs_shape):
+        raise ValueError(f"operator: expected the operator of this result, whose observation is "
+                         f"{tuple(obs_shape)} pixels, got one with obs_shape {tuple(shape)}")
+    if operator.effective_pixel_scale is None:
+        return {}
+    return {"pixel_scale": float(operator.effective_pixel_scale),
+            "obs_pixel_scale": float(operator.obs_pixel_scale)}
+
+
 class DeconvolutionViewer:
     """Observation, posterior mean, a posterior sample, spread, variance-ratio map and residual of
-    a deconvolution, side by side with one shared stretch and the variance-ratio aperture drawn.
+    a deconvolution, side by side on one sky with one shared stretch and the variance-ratio
+    aperture drawn.
+
+    An observation on another pixel grid than the model's (e.g. HSC's 0.168″ pixels against a
+    model's) is drawn over the same field as the model panels: each panel spans its pixels times
+    its pixel scale, centred on the stamp centre (:meth:`DeconvolutionState.extent`).
 
     Parameters
     ----------
@@ -273,9 +346,15 @@ class DeconvolutionViewer:
         the re-convolved posterior mean. NaN pixels (masked) are shown in magenta.
     bands : sequence of str, optional
         Band names; default ``("g", "r", "z")`` for 3 bands, else ``b0, b1, ...``.
+    operator : PSFOperator, optional
+        The forward operator of the deconvolution: its ``effective_pixel_scale`` and
+        ``obs_pixel_scale`` (arcsec per model and observation pixel) place the panels on the sky.
+        Without it (or without pixel scales) the observation is taken to cover the model stamp's
+        field, as with the operator's default ``obs_shape``.
     **settings
         Initial :class:`DeconvolutionState` settings (``band``, ``stretch``, ``percentile``,
-        ``sample``, ``radius`` (default the result's), ``ratio_max``).
+        ``sample``, ``radius`` (default the result's), ``ratio_max``, ``pixel_scale``,
+        ``obs_pixel_scale`` (default the operator's)).
 
     Attributes
     ----------
@@ -285,7 +364,8 @@ class DeconvolutionViewer:
         The widget shown when the viewer is the last expression of a cell, built on first use.
     """
 
-    def __init__(self, result: Any, y: Any = None, bands: Any = None, **settings: Any) -> None:
+    def __init__(self, result: Any, y: Any = None, bands: Any = None, *, operator: Any = None,
+                 **settings: Any) -> None:
         from ..diffusion.deconvolution import DeconvolutionResult
 
         if not isinstance(result, DeconvolutionResult):
@@ -297,6 +377,8 @@ class DeconvolutionViewer:
         state = DeconvolutionState(result=result, bands=bands)
         settings.setdefault("radius", float(result.settings.get("radius", 8.0)))
         settings.setdefault("band", "r" if "r" in bands else bands[len(bands) // 2])
+        for name, value in _operator_scales(operator, np.shape(result.residual)[-2:]).items():
+            settings.setdefault(name, value)
         if y is not None:
             state.observation = y
         for name, value in settings.items():

@@ -30,7 +30,7 @@ from ..diffusion.inpainting import InpaintResult, inpaint_flux
 from ..metrics.recovery import inpainting_recovery
 from ..viz import STRETCHES, rgb_composite
 from ._async import as_checkpoint, launch
-from ._bokeh import load_bokeh, panel_widget, refresh_bokeh
+from ._bokeh import holoviews_widget, load_bokeh, refresh_bokeh
 from .gallery import _mosaic, _png
 
 __all__ = ["InpaintingDemo", "InpaintingDemoState", "InpaintingDemoView"]
@@ -217,7 +217,6 @@ class InpaintingDemoView(W.VBox):
 
     def __init__(self, state: InpaintingDemoState, threaded: bool = True, **kwargs: Any) -> None:
         import holoviews as hv
-        import panel as pn
 
         load_bokeh()
         self.state, self.threaded = state, threaded
@@ -270,10 +269,9 @@ class InpaintingDemoView(W.VBox):
                     cmap=cmap, symmetric=symmetric, title=label, **opts)
             return hv.DynamicMap(draw, streams=[self._maps]).opts(framewise=True)
 
-        self.maps_pane = pn.pane.HoloViews(
+        self.maps_pane, self.maps_plot = holoviews_widget(
             image("spread", "spread of the draws (sky σ)", "viridis", False)
             + image("error", "mean − truth (sky σ)", "RdBu_r", True))
-        self.maps_plot = panel_widget(self.maps_pane)
 
         self._trail_box = W.VBox([self.angle, self.width, self.brightness, self.offset,
                                   W.HBox([self.dashed, self.dash_period, self.dash_duty])])

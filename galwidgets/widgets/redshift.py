@@ -28,7 +28,7 @@ from ..data.surveys import Survey
 from ..metrics.photometry import photometry
 from ..viz import STRETCHES, rgb_composite
 from ._async import as_checkpoint, launch
-from ._bokeh import load_bokeh, panel_widget, refresh_bokeh
+from ._bokeh import holoviews_widget, load_bokeh, refresh_bokeh
 from .gallery import _mosaic, _png
 
 __all__ = ["RedshiftExplorer", "RedshiftExplorerState", "RedshiftExplorerView", "size_and_surface_brightness"]
@@ -224,7 +224,6 @@ class RedshiftExplorerView(W.VBox):
 
     def __init__(self, state: RedshiftExplorerState, threaded: bool = True, **kwargs: Any) -> None:
         import holoviews as hv
-        import panel as pn
 
         load_bokeh()
         self.state, self.threaded = state, threaded
@@ -251,10 +250,8 @@ class RedshiftExplorerView(W.VBox):
 
         self._pipe = hv.streams.Pipe(data=self._generated())
         self._marker = hv.streams.Stream.define("Redshift", redshift=state.redshift)()
-        self.size_pane = pn.pane.HoloViews(self._plot("r_half"))
-        self.brightness_pane = pn.pane.HoloViews(self._plot("mu_e"))
-        self.size_plot = panel_widget(self.size_pane)
-        self.brightness_plot = panel_widget(self.brightness_pane)
+        self.size_pane, self.size_plot = holoviews_widget(self._plot("r_half"))
+        self.brightness_pane, self.brightness_plot = holoviews_widget(self._plot("mu_e"))
 
         controls = W.VBox([self.redshift, self.guidance, self.n, self.steps, self.sampler, self.seed,
                            W.HBox([self.draw_button, self.clear_button]), self.progress, self.status])
@@ -280,9 +277,11 @@ class RedshiftExplorerView(W.VBox):
                 "invert_yaxis": column == "mu_e"}
         reference = hv.Scatter(ref, "redshift", [y, "mag"], label="mock survey (measured)").opts(
             color="#999999", alpha=0.6, **opts)
+        # framewise: the axes take in each new draw (a poorly trained model's galaxies can lie far
+        # outside the survey's range; fixed ranges would leave them off the plot)
         generated = hv.DynamicMap(
             lambda data: hv.Scatter(data, "redshift", [y, "guidance", "seed"], label="generated"),
-            streams=[self._pipe]).opts(color="#d62728", **opts)
+            streams=[self._pipe]).opts(color="#d62728", framewise=True, **opts)
         marker = hv.DynamicMap(lambda redshift: hv.VLine(redshift), streams=[self._marker]).opts(
             color="black", line_dash="dashed", line_width=1)
         return (reference * generated * marker).opts(legend_position="top_right")

@@ -31,7 +31,7 @@ from ..diffusion import samplers
 from ..diffusion.schedules import NoiseSchedule
 from ..viz import STRETCHES, rgb_composite
 from ._async import as_checkpoint, launch
-from ._bokeh import load_bokeh, panel_widget, refresh_bokeh
+from ._bokeh import holoviews_widget, load_bokeh, refresh_bokeh
 from .gallery import _mosaic, _png
 
 __all__ = ["DiffusionStepper", "DiffusionStepperState", "DiffusionStepperView"]
@@ -228,7 +228,6 @@ class DiffusionStepperView(W.VBox):
 
     def __init__(self, state: DiffusionStepperState, threaded: bool = True, **kwargs: Any) -> None:
         import holoviews as hv
-        import panel as pn
 
         load_bokeh()
         self.state, self.threaded = state, threaded
@@ -284,9 +283,8 @@ class DiffusionStepperView(W.VBox):
             return (curve * hv.DynamicMap(marker, streams=[self._t_stream])
                     * hv.DynamicMap(frame_marker, streams=[self._frame_stream]))
 
-        self.schedule_pane = pn.pane.HoloViews(
+        self.schedule_pane, self.schedule_plot = holoviews_widget(
             plot("alpha_bar", "ᾱ_t", False) + plot("snr", "SNR = ᾱ_t / (1 − ᾱ_t)", True))
-        self.schedule_plot = panel_widget(self.schedule_pane)
 
         forward = W.VBox([
             W.HTML("<b>forward process</b> q(x_t | x_0): x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε, fixed ε"),
