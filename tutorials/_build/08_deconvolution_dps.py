@@ -293,7 +293,7 @@ else:
 code("""if hsc is not None:
     fig = hsc.figure(y_hsc, [f"HSC {b}" for b in cutout.bands])
     plt.show()
-    hsc_viewer = gw.widgets.DeconvolutionViewer(hsc, y=y_hsc, bands=list(cutout.bands))
+    hsc_viewer = gw.widgets.DeconvolutionViewer(hsc, y=y_hsc, bands=list(cutout.bands), operator=A_hsc)
     print(hsc_viewer.state.summary())
     display(hsc_viewer)"""),
 md(r"""Compare the two variance ratios. For the mock the prior is right about the population (same
