@@ -30,7 +30,8 @@ def magnitudes_vs_truth() -> None:
 
 
 def half_light_radius_vs_truth() -> None:
-    cat = draw_population(200, seed=2, max_r_half=3.0, arm_probability=0.0)
+    cat = draw_population(200, seed=2, max_r_half=3.0, arm_probability=0.0, merger_probability=0.0,
+                          clumpy_probability=0.0)
     cat = cat.assign(axis_ratio=1.0, bulge_axis_ratio=1.0, n_clumps=0, clump_fraction=0.0,
                      x_offset=0.0, y_offset=0.0)
     images = render_catalog(cat, ("r",), 256, 0.1, 22.5, psf=False, progress=False)
@@ -48,7 +49,7 @@ def redshift_makes_a_difference() -> None:
     print(f"Spearman(z, r_half_arcsec), 2000 galaxies, z uniform in [0.02, 1]: {rho:.3f}")
     zs = np.linspace(0.05, 1.0, 12)
     cat = draw_population(len(zs), seed=4, redshift=zs, mag_limit=None, size_evolution=0.0,
-                          arm_probability=0.0)
+                          arm_probability=0.0, merger_probability=0.0, clumpy_probability=0.0)
     cat = cat.assign(axis_ratio=1.0, bulge_axis_ratio=1.0, n_clumps=0, clump_fraction=0.0,
                      x_offset=0.0, y_offset=0.0)
     images = render_catalog(cat, ("r",), 512, 0.02, 22.5, psf=False, progress=False)

@@ -37,7 +37,10 @@ def test_shape_units_and_catalog(survey):
                    "psf_fwhm_z"]:
         assert column in survey.catalog and survey.catalog[column].notna().all(), column
     assert survey.catalog.redshift.between(0.02, 0.12).all()
-    assert (survey.catalog.mag_r < 18.0).all()  # the flux limit
+    assert (survey.catalog.mag_r_true < 18.0).all()  # the flux limit (dust-free, without a merging galaxy)
+    dimming = survey.catalog.mag_r - survey.catalog.mag_r_true
+    dusty = survey.catalog.dust_lane > 0
+    assert (dimming[~dusty] <= 1e-9).all() and (dimming[dusty].between(0, 0.5)).all()
     assert set(survey.psf_fwhm) == {"g", "r", "z"}
 
 
@@ -70,9 +73,10 @@ def test_large_aperture_magnitudes_match_the_catalog():
 
 def test_half_light_radius_of_psf_free_renders_matches_the_truth():
     """Round, noise-free, PSF-free renders: curve-of-growth r_half within 5 % of r_half_arcsec."""
-    cat = draw_population(30, seed=2, max_r_half=3.0, arm_probability=0.0)
+    cat = draw_population(30, seed=2, max_r_half=3.0, arm_probability=0.0, merger_probability=0.0,
+                          clumpy_probability=0.0)
     cat = cat.assign(axis_ratio=1.0, bulge_axis_ratio=1.0, n_clumps=0, clump_fraction=0.0,
-                     x_offset=0.0, y_offset=0.0)
+                     x_offset=0.0, y_offset=0.0, morphology="regular", dust_lane=0.0)
     pixel_scale = 0.1
     images = render_catalog(cat, ("r",), 256, pixel_scale, 22.5, psf=False, progress=False)
     table = gw.metrics.photometry(images, bands=("r",), pixel_scale=pixel_scale,
@@ -121,9 +125,9 @@ def test_surface_brightness_dims_as_one_plus_z_to_the_fourth():
     """Measured from noise-free renders: ⟨SB⟩ within r_half ∝ L / R² (1 + z)^α with α = -4 ± 10 %."""
     z = np.linspace(0.05, 1.0, 12)
     cat = draw_population(len(z), seed=4, redshift=z, mag_limit=None, size_evolution=0.0,
-                          arm_probability=0.0)
+                          arm_probability=0.0, merger_probability=0.0, clumpy_probability=0.0)
     cat = cat.assign(axis_ratio=1.0, bulge_axis_ratio=1.0, n_clumps=0, clump_fraction=0.0,
-                     x_offset=0.0, y_offset=0.0)
+                     x_offset=0.0, y_offset=0.0, morphology="regular", dust_lane=0.0)
     pixel_scale = 0.02
     images = render_catalog(cat, ("r",), 512, pixel_scale, 22.5, psf=False, progress=False)
     table = gw.metrics.photometry(images, bands=("r",), pixel_scale=pixel_scale,
@@ -167,7 +171,8 @@ def test_presets_and_band_physics():
     hsc = gw.data.simulate_survey(4, size=64, seed=1, instrument="hsc", progress=False)
     assert hsc.bands == ("g", "r", "i", "z", "y")
     assert hsc.zeropoint == 27.0 and hsc.pixel_scale == 0.168
-    row = draw_population(50, seed=3, arm_probability=1.0).query("bulge_fraction < 0.4").iloc[0]
+    row = draw_population(50, seed=3, arm_probability=1.0, merger_probability=0.0,
+                          clumpy_probability=0.0).query("bulge_fraction < 0.4").iloc[0]
     fuv, r, k = (galaxy_band_fluxes(row, b, 22.5) for b in ("FUV", "r", "K"))
     assert fuv["sf"] / sum(fuv.values()) > max(0.5, 2 * r["sf"] / sum(r.values()))  # UV: star formation
     assert k["bulge"] / sum(k.values()) > r["bulge"] / sum(r.values())  # IR traces the bulge

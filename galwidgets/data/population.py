@@ -19,18 +19,19 @@ Ingredients, each simple but physical:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from astropy.cosmology import Planck18
 from scipy.special import gammainc, gammaincinv
 
-__all__ = ["draw_population", "half_light_radius"]
+from .morphotypes import DISK_Q0, add_morphology
+
+__all__ = ["check_redshift", "draw_population", "finish_catalog", "half_light_radius", "select_galaxies"]
 
 _MSTAR, _ALPHA = -21.2, -1.2
 _M_BRIGHT, _M_FAINT = -24.0, -16.0
-_DISK_Q0 = 0.2
 
 
 def half_light_radius(
@@ -103,7 +104,7 @@ def _galaxies(rng: np.random.Generator, z: np.ndarray, m_limit: float | None,
     r_disk_kpc = r_half_kpc / unit
     r_bulge_kpc = r_disk_kpc * bulge_to_disk_radius
     cos_i = rng.uniform(0, 1, m)
-    q_disk = np.sqrt((1 - _DISK_Q0**2) * cos_i**2 + _DISK_Q0**2)
+    q_disk = np.sqrt((1 - DISK_Q0**2) * cos_i**2 + DISK_Q0**2)
     late = bulge_fraction < 0.5
     has_arms = late & (rng.uniform(size=m) < arm_probability)
     n_clumps = np.where(late, rng.poisson(6, m), 0)
@@ -174,8 +175,9 @@ def draw_population(
     companion_probability: float = 0.0,
     star_probability: float = 0.0,
     max_separation: float = 6.0,
+    **morphology: float,
 ) -> pd.DataFrame:
-    """Draw the truth catalog of ``n`` galaxies.
+    """Draw the truth catalog of ``n`` galaxies of the local (z < 0.3) population.
 
     Parameters
     ----------
@@ -197,7 +199,11 @@ def draw_population(
     companion_probability, star_probability : float
         Fractions of cutouts with a close companion galaxy or a bright star.
     max_separation : float
-        Largest offset of companions and stars from the centre, arcsec.
+        Largest offset of companions, stars and merging pairs from the centre, arcsec.
+    **morphology
+        ``merger_probability``, ``merger_evolution``, ``clumpy_probability``, ``clumpy_evolution``
+        of :func:`galwidgets.data.morphotypes.add_morphology` (mergers, clumpy irregulars,
+        edge-on disks); 0 probabilities give only regular and edge-on galaxies.
 
     Returns
     -------
@@ -205,49 +211,85 @@ def draw_population(
         One row per galaxy: redshift, abs_mag_r, mag_r_true, sizes in kpc and arcsec
         (``r_half_arcsec`` is the circularised half-light radius of bulge + disk), sersic_n,
         bulge_fraction, axis_ratio, ellipticity, position_angle, arm and clump parameters, SED
-        slopes, contaminants and ``render_seed`` (the seed of everything drawn at render time).
+        slopes (``sed`` is ``"power-law"``), ``type`` (E, S0, Sbc, Scd, Irr), ``morphology`` and
+        the merger, clump and dust-lane columns of
+        :func:`~galwidgets.data.morphotypes.add_morphology`, contaminants and ``render_seed``
+        (the seed of everything drawn at render time).
     """
     rng = np.random.default_rng(seed)
-    given = not (isinstance(redshift, tuple) and len(redshift) == 2)
-    if given:
-        z_all = np.asarray(redshift, dtype=float).ravel()
-        if len(z_all) != n or not np.all(np.isfinite(z_all)) or np.any(z_all <= 0):
-            raise ValueError(f"redshift: expected a (z_min, z_max) tuple or {n} positive redshifts, "
-                             f"got {len(z_all)} values")
-        if mag_limit is not None and np.any(mag_limit - Planck18.distmod(z_all).value < _M_BRIGHT):
-            raise ValueError(f"redshift: some redshifts are too far for any galaxy to be brighter "
-                             f"than mag_limit={mag_limit}; raise mag_limit or pass mag_limit=None")
-    elif not 0 < redshift[0] < redshift[1]:
-        raise ValueError(f"redshift: expected (z_min, z_max) with 0 < z_min < z_max, got {redshift!r}")
+    given = check_redshift(redshift, n)
+    too_far = given is not None and mag_limit is not None and \
+        np.any(mag_limit - Planck18.distmod(given).value < _M_BRIGHT)
+    if too_far:
+        raise ValueError(f"redshift: some redshifts are too far for any galaxy to be brighter "
+                         f"than mag_limit={mag_limit}; raise mag_limit or pass mag_limit=None")
+    table = select_galaxies(
+        n, redshift if given is None else given,
+        draw=lambda z: _galaxies(rng, z, mag_limit, size_evolution, arm_probability),
+        volume=lambda m: _volume_redshifts(rng, m, redshift),
+        magnitude="mag_r_true", mag_limit=mag_limit, max_r_half=max_r_half,
+    )
+    table["sed"] = "power-law"
+    return finish_catalog(table, rng, seed, companion_probability=companion_probability,
+                          star_probability=star_probability, max_separation=max_separation, **morphology)
 
+
+def check_redshift(redshift, n: int) -> np.ndarray | None:
+    """The per-galaxy redshifts (validated), or None for a valid ``(z_min, z_max)`` range."""
+    if isinstance(redshift, tuple) and len(redshift) == 2:
+        if not 0 < redshift[0] < redshift[1]:
+            raise ValueError(f"redshift: expected (z_min, z_max) with 0 < z_min < z_max, got {redshift!r}")
+        return None
+    z_all = np.asarray(redshift, dtype=float).ravel()
+    if len(z_all) != n or not np.all(np.isfinite(z_all)) or np.any(z_all <= 0):
+        raise ValueError(f"redshift: expected a (z_min, z_max) tuple or {n} positive redshifts, "
+                         f"got {len(z_all)} values")
+    return z_all
+
+
+def select_galaxies(n: int, redshift, *, draw: Callable[[np.ndarray], pd.DataFrame],
+                    volume: Callable[[int], np.ndarray], magnitude: str, mag_limit: float | None,
+                    max_r_half: float | None, size: str = "r_half_arcsec") -> pd.DataFrame:
+    """Draw galaxies until ``n`` pass the flux limit (``magnitude < mag_limit``) and size cut
+    (column ``size`` below ``max_r_half``).
+
+    ``redshift`` is a range (redshifts come from ``volume(m)``, then the flux limit thins them: the
+    redshift distribution of a flux-limited survey) or ``n`` redshifts, each redrawn until its galaxy
+    passes. ``draw(z)`` gives the properties of galaxies at redshifts ``z``.
+    """
+    given = not isinstance(redshift, tuple)
     table = pd.DataFrame()
     pending = np.arange(n)  # rows still to fill (array mode) / how many are missing (range mode)
     for _ in range(200):
         m = len(pending) if given else max(4 * (n - len(table)), 64)
-        z = z_all[pending] if given else _volume_redshifts(rng, m, redshift)
-        draw = _galaxies(rng, z, mag_limit, size_evolution, arm_probability)
+        z = redshift[pending] if given else volume(m)
+        batch = draw(z)
         keep = np.ones(m, dtype=bool)
         if mag_limit is not None:
-            keep &= draw.mag_r_true.to_numpy() < mag_limit
+            keep &= batch[magnitude].to_numpy() < mag_limit
         if max_r_half is not None:
-            keep &= draw.r_half_arcsec.to_numpy() < max_r_half
+            keep &= batch[size].to_numpy() < max_r_half
         if given:
-            draw.index = pending
-            table = pd.concat([table, draw[keep]])
+            batch.index = pending
+            table = pd.concat([table, batch[keep]])
             pending = pending[~keep]
             done = len(pending) == 0
         else:
-            table = pd.concat([table, draw[keep]], ignore_index=True)
+            table = pd.concat([table, batch[keep]], ignore_index=True)
             done = len(table) >= n
         if done:
-            break
-    else:
-        raise ValueError(
-            f"mag_limit: could not draw {n} galaxies brighter than mag_limit={mag_limit} that fit "
-            f"max_r_half={max_r_half} arcsec; relax one of them"
-        )
-    table = table.sort_index().iloc[:n].reset_index(drop=True)
+            return table.sort_index().iloc[:n].reset_index(drop=True)
+    raise ValueError(
+        f"mag_limit: could not draw {n} galaxies brighter than mag_limit={mag_limit} that fit "
+        f"max_r_half={max_r_half} arcsec; relax one of them"
+    )
+
+
+def finish_catalog(table: pd.DataFrame, rng: np.random.Generator, seed: int, *, companion_probability: float,
+                   star_probability: float, max_separation: float, **morphology: float) -> pd.DataFrame:
+    """Add morphological diversity (own stream), contaminants, ``render_seed`` and ``id``."""
+    table = add_morphology(table, seed, max_separation=max_separation, **morphology)
     table = _contaminants(rng, table, companion_probability, star_probability, max_separation)
-    table["render_seed"] = rng.integers(0, 2**31 - 1, n)
-    table.insert(0, "id", np.arange(n))
+    table["render_seed"] = rng.integers(0, 2**31 - 1, len(table))
+    table.insert(0, "id", np.arange(len(table)))
     return table

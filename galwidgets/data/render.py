@@ -2,8 +2,11 @@
 
 Each galaxy is a GalSim sum of a Sérsic bulge, an exponential disk and, for late types, a
 star-forming component (knots along logarithmic spiral arms plus clumps), all sheared by the same
-inclination and position angle. Each component has a power-law spectrum f_ν ∝ λ^β, so a band's
-image is the same shapes with other fluxes. Companions and stars are added as further sources.
+inclination and position angle. Edge-on disks are thin inclined exponential disks with a sech²
+vertical profile, less a thinner dust lane; mergers add a second galaxy, tidal tails and a
+lopsided primary disk (:mod:`galwidgets.data.morphotypes`). Each component has a spectrum (a
+power law f_ν ∝ λ^β, or a redshifted template of :mod:`galwidgets.data.sed`), so a band's image
+is the same shapes with other fluxes. Companions and stars are added as further sources.
 The sum is convolved with the band's PSF (Moffat β = 3.5 or Kolmogorov) and drawn at the pixel
 scale; sky noise (and optionally source Poisson noise) is added per galaxy from its own seed, so
 images do not depend on how the work is split over processes.
@@ -21,13 +24,19 @@ import pandas as pd
 
 from .._parallel import map_chunks
 from .instruments import BAND_WAVELENGTHS
+from .morphotypes import DISK_H_OVER_R, DUST_H_OVER_R
+from .sed import band_flux_ratio
 
-__all__ = ["band_flux", "draw_stamp", "galaxy_profile", "make_psf", "render_catalog"]
+__all__ = ["DUST_MAX_FRACTION", "band_flux", "draw_stamp", "galaxy_band_fluxes", "galaxy_profile", "make_psf",
+           "render_catalog", "render_galaxy"]
 
 _REFERENCE = BAND_WAVELENGTHS["r"]
 #: Looser than GalSim's defaults (folding 5e-3, maxk 1e-3): pixel errors stay below 1e-5 of the
 #: peak, far under the sky noise, and rendering is about 20 % faster (BENCHMARKS.md).
 GSPARAMS = galsim.GSParams(folding_threshold=2e-2, maxk_threshold=3e-3)
+#: Largest share of the disk light a dust lane removes: with the lane's scale height 0.3 of the
+#: disk's, the mid-plane of an edge-on disk then keeps at least 10 % of its light (no negative pixels).
+DUST_MAX_FRACTION = 0.27
 
 
 def band_flux(mag_r: float, sed_slope: float, band: str, zeropoint: float) -> float:
@@ -67,44 +76,167 @@ def _star_forming_knots(row: Mapping, rng: np.random.Generator) -> galsim.GSObje
     total = flux.sum()
     knots = galsim.Add([galsim.DeltaFunction(flux=f / total, gsparams=GSPARAMS).shift(a, b)
                         for a, b, f in zip(x, y, flux)])
-    return galsim.Convolve(knots, galsim.Gaussian(sigma=0.2 * scale + 0.03, gsparams=GSPARAMS))
+    clump_scale = _value(row, "clump_scale", 0.2)
+    return galsim.Convolve(knots, galsim.Gaussian(sigma=clump_scale * scale + 0.03, gsparams=GSPARAMS))
+
+
+def _value(row: Mapping, key: str, default: float) -> float:
+    """``row[key]``, or ``default`` where the catalog has no such column or a NaN."""
+    value = row.get(key, default)
+    return default if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def _is_merger(row: Mapping) -> bool:
+    return row.get("morphology") == "merger"
+
+
+def _disk(row: Mapping, angle: galsim.Angle) -> tuple[galsim.GSObject, galsim.GSObject | None]:
+    """The disk and, for dusty edge-on disks, its (unit-flux) dust lane."""
+    if row.get("morphology") != "edge-on":
+        disk = galsim.Exponential(half_light_radius=row["r_disk_arcsec"], gsparams=GSPARAMS)
+        return disk.shear(q=row["axis_ratio"], beta=angle), None
+    # a thin disk seen edge-on: face-on radius such that the circularised radius is r_disk
+    inclination = row["inclination"] * galsim.degrees
+    face_on = row["r_disk_arcsec"] / math.sqrt(row["axis_ratio"])
+    disk = galsim.InclinedExponential(inclination, half_light_radius=face_on,
+                                      scale_h_over_r=DISK_H_OVER_R, gsparams=GSPARAMS).rotate(angle)
+    if _value(row, "dust_lane", 0.0) <= 0:
+        return disk, None
+    lane = galsim.InclinedExponential(inclination, half_light_radius=face_on,
+                                      scale_h_over_r=DUST_H_OVER_R, gsparams=GSPARAMS).rotate(angle)
+    return disk, lane
+
+
+def _tidal_tails(row: Mapping, rng: np.random.Generator, primary: tuple[float, float],
+                 secondary: tuple[float, float]) -> galsim.GSObject:
+    """One or two curved streams of Gaussian knots (unit flux), from each galaxy of the pair outward."""
+    r_half = row["r_half_arcsec"]
+    length = row["tidal_length_arcsec"]
+    away = math.radians(row["merger_angle"])  # direction from the primary to the secondary
+    blobs = []
+    starts = [(primary, away + math.pi), (secondary, away)][: int(row["n_tails"])]
+    for (x0, y0), direction in starts:
+        sense = rng.choice([-1.0, 1.0])
+        sweep = math.radians(rng.uniform(50, 130))
+        start = direction + rng.uniform(-0.6, 0.6)
+        s = np.linspace(0, 1, 14)
+        radius = r_half * 0.8 + (length - r_half * 0.8) * s
+        theta = start + sense * sweep * s
+        weights = np.exp(-1.5 * s) * rng.lognormal(0, 0.2, len(s))
+        for sk, rk, tk, wk in zip(s, radius, theta, weights / weights.sum()):
+            sigma = max(r_half * (0.25 + 0.35 * sk), 0.04)
+            blobs.append(galsim.Gaussian(sigma=sigma, flux=wk, gsparams=GSPARAMS)
+                         .shift(x0 + rk * math.cos(tk), y0 + rk * math.sin(tk)))
+    return galsim.Add(blobs) / len(starts)
+
+
+def _pair_offsets(row: Mapping) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Positions (arcsec) of the primary and the secondary: their light-weighted centre at (0, 0)."""
+    ratio = row["merger_flux_ratio"]
+    d = row["merger_separation_arcsec"]
+    angle = math.radians(row["merger_angle"])
+    ux, uy = math.cos(angle), math.sin(angle)
+    w2 = ratio / (1 + ratio)
+    return (-w2 * d * ux, -w2 * d * uy), ((1 - w2) * d * ux, (1 - w2) * d * uy)
 
 
 def galaxy_profile(row: Mapping, rng: np.random.Generator) -> dict[str, galsim.GSObject]:
     """Unit-flux GalSim profiles of the components of one catalog row.
 
-    Returns ``{"bulge": ..., "disk": ..., "sf": ...}`` (``"sf"`` only for galaxies with arms or
-    clumps); multiply each by its flux in a band and add them to get the galaxy in that band.
+    Returns ``{"bulge", "disk"}`` plus ``"sf"`` (galaxies with arms or clumps), ``"dust"`` (the
+    dust lane of a dusty edge-on disk, added with negative flux) and, for mergers, ``"secondary"``,
+    ``"tidal"`` and ``"nuclei"``; multiply each by its flux in a band (:func:`galaxy_band_fluxes`)
+    and add them to get the galaxy in that band.
     """
     angle = row["position_angle"] * galsim.degrees
+    disk, lane = _disk(row, angle)
     parts = {
         "bulge": galsim.Sersic(n=row["sersic_n"], half_light_radius=row["r_bulge_arcsec"], gsparams=GSPARAMS)
         .shear(q=row["bulge_axis_ratio"], beta=angle),
-        "disk": galsim.Exponential(half_light_radius=row["r_disk_arcsec"], gsparams=GSPARAMS)
-        .shear(q=row["axis_ratio"], beta=angle),
+        "disk": disk,
     }
     knots = _star_forming_knots(row, rng)
     if knots is not None:
         parts["sf"] = knots
+    if lane is not None:
+        parts["dust"] = lane
+    if _is_merger(row):
+        primary, secondary = _pair_offsets(row)
+        lopsided = rng.uniform(0, 2 * np.pi)
+        shift = row["lopsidedness"] * row["r_half_arcsec"]
+        parts = {name: profile.shift(*primary) for name, profile in parts.items()}
+        parts["disk"] = parts["disk"].shift(shift * math.cos(lopsided), shift * math.sin(lopsided))
+        parts["secondary"] = (
+            galsim.Sersic(n=row["secondary_sersic_n"], half_light_radius=row["secondary_r_half_arcsec"],
+                          gsparams=GSPARAMS)
+            .shear(q=row["secondary_axis_ratio"], beta=row["secondary_position_angle"] * galsim.degrees)
+            .shift(*secondary))
+        parts["tidal"] = _tidal_tails(row, rng, primary, secondary)
+        parts["nuclei"] = _nuclei(row, primary, secondary)
     return parts
 
 
-def _fractions(row: Mapping) -> dict[str, float]:
+def _nuclei(row: Mapping, primary: tuple[float, float], secondary: tuple[float, float]) -> galsim.GSObject:
+    """Compact starbursts in both nuclei of a merging pair, in proportion to their light (unit flux)."""
+    w2 = row["merger_flux_ratio"] / (1 + row["merger_flux_ratio"])
+    return galsim.Add([
+        galsim.Gaussian(sigma=max(0.08 * r, 0.04), flux=w, gsparams=GSPARAMS).shift(*position)
+        for r, w, position in ((row["r_half_arcsec"], 1 - w2, primary),
+                               (row["secondary_r_half_arcsec"], w2, secondary))
+    ])
+
+
+def _uses_templates(row: Mapping) -> bool:
+    return row.get("sed") == "template"
+
+
+def _fractions(row: Mapping, band: str) -> dict[str, float]:
+    """Each component's share of the primary's light in the reference band (observed r, or
+    rest-frame B for template spectra); the dust lane's is negative, the merger's parts are extra."""
     sf = row["arm_fraction"] + row["clump_fraction"]
-    return {"bulge": row["bulge_fraction"], "disk": 1 - row["bulge_fraction"] - sf, "sf": sf}
+    out = {"bulge": row["bulge_fraction"], "disk": 1 - row["bulge_fraction"] - sf, "sf": sf}
+    dust = _value(row, "dust_lane", 0.0)
+    if dust > 0:
+        rest_wavelength = BAND_WAVELENGTHS[band] / (1 + row["redshift"])
+        out["dust"] = -out["disk"] * min(DUST_MAX_FRACTION, dust * 550.0 / rest_wavelength)
+    if _is_merger(row):
+        nuclear = _value(row, "nuclear_fraction", 0.0)
+        for part in ("bulge", "disk", "sf"):
+            out[part] *= 1 - nuclear
+        out["secondary"] = row["merger_flux_ratio"] * (1 - nuclear)
+        out["nuclei"] = nuclear * (1 + row["merger_flux_ratio"])
+        out["tidal"] = row["tidal_fraction"] * (1 + row["merger_flux_ratio"])
+    return out
 
 
-def _slopes(row: Mapping) -> dict[str, float]:
-    return {"bulge": row["sed_slope_bulge"], "disk": row["sed_slope_disk"], "sf": row["sed_slope_sf"]}
+def _spectra(row: Mapping) -> dict[str, float]:
+    """Each component's spectrum: a power-law slope β (f_ν ∝ λ^β) or a template index."""
+    if _uses_templates(row):
+        disk = row["template_disk"]
+        return {"bulge": row["template_bulge"], "disk": disk, "sf": row["template_sf"], "dust": disk,
+                "secondary": _value(row, "secondary_template", disk), "tidal": disk,
+                "nuclei": row["template_sf"]}
+    disk = row["sed_slope_disk"]
+    return {"bulge": row["sed_slope_bulge"], "disk": disk, "sf": row["sed_slope_sf"], "dust": disk,
+            "secondary": _value(row, "secondary_sed_slope", disk), "tidal": disk,
+            "nuclei": row["sed_slope_sf"]}
 
 
 def galaxy_band_fluxes(row: Mapping, band: str, zeropoint: float) -> dict[str, float]:
-    """Flux of each galaxy component in ``band`` (the r-band split is given by the fractions)."""
-    fractions, slopes = _fractions(row), _slopes(row)
-    return {
-        part: band_flux(row["mag_r_true"], slopes[part], band, zeropoint) * fractions[part]
-        for part in fractions
-    }
+    """Flux of each galaxy component in ``band`` (the reference-band split is given by the fractions).
+
+    Power-law rows (``sed`` ``"power-law"`` or absent) scale the true r magnitude ``mag_r_true``
+    by ``(λ / λ_r)^β``; template rows (``sed == "template"``) take the rest-frame B absolute
+    magnitude plus distance modulus through the template's k-correction
+    (:func:`galwidgets.data.sed.band_flux_ratio`).
+    """
+    fractions, spectra = _fractions(row, band), _spectra(row)
+    if _uses_templates(row):
+        reference = 10 ** (-0.4 * (row["abs_mag_B"] + row["distmod"] - zeropoint))
+        return {part: reference * fraction * float(band_flux_ratio(spectra[part], band, row["redshift"]))
+                for part, fraction in fractions.items()}
+    return {part: band_flux(row["mag_r_true"], spectra[part], band, zeropoint) * fraction
+            for part, fraction in fractions.items()}
 
 
 def _contaminant_sources(row: Mapping, band: str, zeropoint: float) -> list[galsim.GSObject]:
@@ -142,13 +274,14 @@ def render_galaxy(row: Mapping, bands: Sequence[str], size: int, pixel_scale: fl
     image = np.empty((len(bands), size, size), dtype=np.float32)
     for c, band in enumerate(bands):
         fluxes = galaxy_band_fluxes(row, band, zeropoint)
-        sources = [parts[p] * fluxes[p] for p in parts if fluxes[p] > 0]
+        sources = [parts[p] * fluxes[p] for p in parts if fluxes[p] != 0]
         if contaminants:
             sources += _contaminant_sources(row, band, zeropoint)
         scene = galsim.Add(sources)
         if psf:
             scene = galsim.Convolve(scene, make_psf(psf_profile, row[f"psf_fwhm_{band}"]))
-        elif "sf" not in parts and not (contaminants and (row.get("has_companion") or row.get("has_star"))):
+        elif set(parts) <= {"bulge", "disk"} and not (contaminants and (row.get("has_companion")
+                                                                       or row.get("has_star"))):
             # smooth profiles sampled at pixel centres: exact and fast without a PSF
             image[c] = scene.drawImage(nx=size, ny=size, scale=pixel_scale, offset=offset,
                                        method="no_pixel").array

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from .._parallel import check_jobs
 from .._validation import as_bands, check_positive, check_positive_int
+from .evolving import draw_evolving_population
 from .instruments import BAND_WAVELENGTHS, Instrument, get_instrument
 from .population import draw_population
 from .render import galaxy_band_fluxes, render_catalog
@@ -39,6 +41,20 @@ def _check_probability(value: float, name: str) -> float:
     if not 0 <= value <= 1:
         raise ValueError(f"{name}: expected a probability in [0, 1], got {value!r}")
     return float(value)
+
+
+def _check_finite(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) \
+            or not np.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _draw_catalog(inst: Instrument, n: int, seed: int, *, size_evolution: float, **kwargs) -> pd.DataFrame:
+    """The truth catalog of the preset's population (before rendering)."""
+    if inst.population == "evolving":
+        return draw_evolving_population(n, seed, mag_band=inst.mag_band, **kwargs)
+    return draw_population(n, seed, size_evolution=size_evolution, **kwargs)
 
 
 def _sky(inst: Instrument, bands, pixel_scale: float, zeropoint: float, sky_sigma) -> dict[str, float]:
@@ -75,6 +91,10 @@ def simulate_survey(
     companion_probability: float = 0.0,
     star_probability: float = 0.0,
     size_evolution: float = -0.75,
+    merger_probability: float = 0.05,
+    merger_evolution: float = 2.0,
+    clumpy_probability: float = 0.08,
+    clumpy_evolution: float = 1.6,
     n_jobs: int | None = None,
     progress: bool = True,
 ) -> Survey:
@@ -94,17 +114,21 @@ def simulate_survey(
     seed : int
         Seed of every random draw: the same seed gives identical images and catalog, whatever
         ``n_jobs`` is.
-    instrument : {"desi", "hsc", "uv-ir"} or Instrument
-        Preset for bands, pixel scale, flux unit, seeing, PSF shape and sky noise
-        (see :mod:`galwidgets.data.instruments`).
+    instrument : {"desi", "hsc", "hsc-deep", "uv-ir"} or Instrument
+        Preset for bands, pixel scale, flux unit, seeing, PSF shape, sky noise and galaxy
+        population (see :mod:`galwidgets.data.instruments`). ``"hsc-deep"`` is a deep, evolving
+        population (0.05 < z < 3, i < 24.5, template colours; :mod:`galwidgets.data.evolving`)
+        at HSC PDR3 Wide depth; the others draw the local population
+        (:mod:`galwidgets.data.population`).
     zeropoint : float, optional
         AB zeropoint of the output flux unit; default the instrument's (22.5: nanomaggies).
     redshift : (z_min, z_max) or array of n redshifts, optional
         A range (uniform in comoving volume, thinned by the flux limit) or one value per galaxy;
-        default the instrument's range ((0.02, 0.12) for ``"desi"``).
+        default the instrument's range ((0.02, 0.12) for ``"desi"``, (0.05, 3.0) for ``"hsc-deep"``).
     mag_limit : float, optional
-        Keep galaxies brighter than this true total r magnitude; default the instrument's (18 for
-        ``"desi"``); ``float("inf")`` for no flux limit.
+        Keep galaxies brighter than this true total magnitude in the instrument's selection band
+        (r; i for ``"hsc-deep"``); default the instrument's (18 for ``"desi"``, 24.5 for
+        ``"hsc-deep"``); ``float("inf")`` for no flux limit.
     psf_fwhm : float or dict, optional
         PSF FWHM in arcsec, one value or one per band. By default each galaxy gets r-band seeing
         uniform in the instrument's range, scaled to other bands as λ^-0.2 (Kolmogorov).
@@ -120,7 +144,15 @@ def simulate_survey(
     companion_probability, star_probability : float
         Fractions of cutouts with a close companion galaxy or a bright star.
     size_evolution : float
-        γ of the disk size evolution ``(1 + z)^γ``.
+        γ of the disk size evolution ``(1 + z)^γ`` of the local population (the evolving one
+        follows van der Wel et al. 2014 by type).
+    merger_probability, merger_evolution : float
+        Fraction of major mergers and interacting pairs (with tidal tails), ``min(0.3, p (1 + z)^m)``
+        (:func:`galwidgets.data.evolution.merger_fraction`); 0 for none.
+    clumpy_probability, clumpy_evolution : float
+        Fraction of star-forming galaxies that are clumpy irregulars, ``min(0.6, p (1 + z)^k)``
+        (:func:`galwidgets.data.evolution.clumpy_fraction`); 0 for none. Edge-on disks (with dust
+        lanes) follow from the isotropic inclinations; see :mod:`galwidgets.data.morphotypes`.
     n_jobs : int, optional
         Rendering processes; default 1 below 500 galaxies, else all usable CPUs; -1 all CPUs.
     progress : bool
@@ -130,8 +162,10 @@ def simulate_survey(
     -------
     Survey
         Images ``(n, len(bands), size, size)`` and the truth catalog of
-        :func:`galwidgets.data.population.draw_population` plus ``mag_<band>`` (true total AB
-        magnitude of the galaxy, contaminants excluded), ``psf_fwhm_<band>`` and the sub-pixel
+        :func:`galwidgets.data.population.draw_population` (or, for the evolving population,
+        :func:`galwidgets.data.evolving.draw_evolving_population`, with ``type``, ``early_type`` and
+        ``template``) plus ``mag_<band>`` (true total AB magnitude of the galaxy, with a merging
+        galaxy and tidal tails, contaminants excluded), ``psf_fwhm_<band>`` and the sub-pixel
         offsets ``x_offset``, ``y_offset``.
     """
     n = check_positive_int(n, "n")
@@ -158,21 +192,24 @@ def simulate_survey(
     if poisson_gain is not None:
         check_positive(poisson_gain, "poisson_gain")
 
-    catalog = draw_population(
-        n, seed, redshift=redshift, mag_limit=mag_limit, max_r_half=size * pixel_scale / 4,
+    catalog = _draw_catalog(
+        inst, n, seed, redshift=redshift, mag_limit=mag_limit, max_r_half=size * pixel_scale / 4,
         size_evolution=size_evolution,
         arm_probability=_check_probability(arm_probability, "arm_probability"),
         companion_probability=_check_probability(companion_probability, "companion_probability"),
         star_probability=_check_probability(star_probability, "star_probability"),
         max_separation=0.45 * size * pixel_scale,
+        merger_probability=_check_probability(merger_probability, "merger_probability"),
+        merger_evolution=_check_finite(merger_evolution, "merger_evolution"),
+        clumpy_probability=_check_probability(clumpy_probability, "clumpy_probability"),
+        clumpy_evolution=_check_finite(clumpy_evolution, "clumpy_evolution"),
     )
     rng = np.random.default_rng([seed, 1])
     catalog["x_offset"] = rng.uniform(-0.5, 0.5, n)
     catalog["y_offset"] = rng.uniform(-0.5, 0.5, n)
     seeing = rng.uniform(*inst.seeing, n)
     for b in bands:
-        kolmogorov = (BAND_WAVELENGTHS[b] / BAND_WAVELENGTHS["r"]) ** -0.2
-        catalog[f"psf_fwhm_{b}"] = seeing * kolmogorov if fixed_psf is None else fixed_psf[b]
+        catalog[f"psf_fwhm_{b}"] = seeing * inst.fwhm_ratio(b) if fixed_psf is None else fixed_psf[b]
     rows = catalog.to_dict("records")
     for b in bands:
         catalog[f"mag_{b}"] = [zeropoint - 2.5 * np.log10(sum(galaxy_band_fluxes(r, b, zeropoint).values()))
@@ -197,6 +234,8 @@ def simulate_survey(
             "seed": seed,
             "redshift": list(redshift) if isinstance(redshift, tuple) else "per-galaxy array",
             "mag_limit": mag_limit,
+            "mag_band": inst.mag_band,
+            "population": inst.population,
             "psf_profile": psf_profile,
             "sky_sigma": sky,
             "poisson_gain": poisson_gain,
