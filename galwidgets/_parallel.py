@@ -10,22 +10,33 @@ forked child), stay alive between calls for :data:`IDLE_TIMEOUT` seconds so heav
 (GalSim, statmorph, photutils) happen once per session, and each runs one thread: the pool already
 uses every core. An interrupt (e.g. stopping a notebook cell) cancels the chunks not yet started
 and stops the workers.
+
+The same chunks can instead run as tasks of a dask.distributed cluster (``scheduler=`` an address,
+``Client`` or cluster), and :func:`imap_chunks` streams: it takes a generator of chunks (stamps read
+from an on-disk survey store) and keeps only a few in flight, so memory stays bounded.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import warnings
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
 
-__all__ = ["IDLE_TIMEOUT", "START_METHODS", "THREAD_VARIABLES", "check_jobs", "map_chunks", "usable_cpus"]
+__all__ = [
+    "IDLE_TIMEOUT", "START_METHODS", "THREAD_VARIABLES", "check_jobs", "check_scheduler", "dask_client",
+    "imap_chunks", "map_chunks", "usable_cpus",
+]
 
 T = TypeVar("T")
+_DONE = object()  # end of a chunk iterator
 
 #: Environment variables that set the size of BLAS/OpenMP thread pools; workers get 1 each.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
@@ -104,6 +115,162 @@ def _quiet(func: Callable[[Any], T], chunk: Any) -> T:
         return func(chunk)
 
 
+def check_scheduler(scheduler: Any) -> Any:
+    """``None``/``"local"`` -> None (the local process pool); a dask.distributed address, ``Client`` or
+    cluster object is returned as it is. Anything else raises, naming ``scheduler``."""
+    if scheduler is None or (isinstance(scheduler, str) and scheduler == "local"):
+        return None
+    if isinstance(scheduler, str):
+        if "://" in scheduler or re.fullmatch(r"[\w.\-]+:\d+", scheduler):
+            return scheduler
+        raise ValueError("scheduler: expected 'local', a dask.distributed scheduler address such as "
+                         f"'tcp://127.0.0.1:8786', or a distributed.Client; got {scheduler!r}")
+    is_client = hasattr(scheduler, "submit") and hasattr(scheduler, "cancel")
+    if is_client or hasattr(scheduler, "scheduler_address"):
+        return scheduler
+    raise TypeError("scheduler: expected 'local', a dask.distributed address, Client or cluster, got "
+                    f"{type(scheduler).__name__}")
+
+
+def dask_client(scheduler: Any) -> tuple[Any, bool]:
+    """A ``distributed.Client`` for ``scheduler`` and whether it was opened here (and so must be closed)."""
+    try:
+        from distributed import Client
+    except ImportError as exc:  # pragma: no cover - dask is a test dependency
+        raise ImportError("scheduler: a dask.distributed scheduler needs dask[distributed]: "
+                          "pip install 'dask[distributed]'") from exc
+    if isinstance(scheduler, Client):
+        return scheduler, False
+    try:
+        return Client(scheduler, timeout="10s"), True  # an address or a cluster object
+    except OSError as exc:
+        raise ConnectionError(f"scheduler: could not connect to {scheduler!r}: {exc}") from exc
+
+
+def imap_chunks(
+    func: Callable[[Any], T],
+    chunks: Iterable[Any],
+    *,
+    n_jobs: int,
+    scheduler: Any = None,
+    progress: bool = True,
+    desc: str = "",
+    unit: str = "gal",
+    size: Callable[[Any], int] = len,
+    total: int | None = None,
+    start_method: str | None = None,
+    quiet: bool = False,
+    max_pending: int | None = None,
+) -> Iterator[T]:
+    """``func(chunk)`` for each chunk, yielded in order as they finish, with few chunks in flight.
+
+    The streaming form of :func:`map_chunks`: ``chunks`` may be a generator (e.g. stamps read from
+    an on-disk survey store), and at most ``max_pending`` chunks (default twice the workers) are
+    submitted ahead of the one being yielded, so memory stays bounded whatever the number of chunks.
+
+    Parameters
+    ----------
+    func, n_jobs, progress, desc, unit, size, start_method, quiet
+        As :func:`map_chunks`.
+    scheduler : None, "local", address, distributed.Client or cluster
+        None or ``"local"``: this process (``n_jobs=1``) or the loky pool. Otherwise the chunks run
+        as tasks of a dask.distributed cluster (a scheduler address such as
+        ``"tcp://10.0.0.5:8786"``, a ``Client``, or a cluster object such as ``LocalCluster``);
+        ``n_jobs`` is then ignored. ``func`` must be importable on the workers (galwidgets
+        installed there).
+    total : int, optional
+        Items in all chunks, for the progress bar (computed from a list of chunks when omitted).
+    max_pending : int, optional
+        Chunks submitted but not yet yielded.
+    """
+    start_method = start_method or "loky"
+    if start_method not in START_METHODS:
+        raise ValueError(f"start_method: expected one of {START_METHODS}, got {start_method!r}")
+    scheduler = check_scheduler(scheduler)
+    if total is None and isinstance(chunks, Sequence):
+        total = sum(size(c) for c in chunks)
+    n_chunks = len(chunks) if isinstance(chunks, Sequence) else None
+    bar = tqdm(total=total, desc=desc, unit=unit, disable=not progress)
+    try:
+        if scheduler is not None:
+            yield from _imap_dask(func, chunks, scheduler, bar, size, quiet, max_pending)
+            return
+        pool = None
+        if n_jobs > 1 and (n_chunks is None or n_chunks > 1):
+            pool = _pool_or_warn(n_jobs if n_chunks is None else min(n_jobs, n_chunks), start_method)
+        if pool is None:
+            run = partial(_quiet, func) if quiet else func
+            for chunk in chunks:
+                result = run(chunk)
+                bar.update(size(chunk))
+                yield result
+            return
+        yield from _imap_pool(pool, func, chunks, bar, size, quiet, max_pending or 2 * n_jobs)
+    finally:
+        bar.close()
+
+
+def _imap_pool(pool: Any, func: Callable[[Any], T], chunks: Iterable[Any], bar: Any,
+               size: Callable[[Any], int], quiet: bool, max_pending: int) -> Iterator[T]:
+    """Ordered results of the loky pool with at most ``max_pending`` chunks in flight."""
+    pending: deque = deque()
+    source = iter(chunks)
+
+    def submit_more() -> None:
+        while len(pending) < max_pending:
+            chunk = next(source, _DONE)
+            if chunk is _DONE:
+                return
+            future = pool.submit(_quiet, func, chunk) if quiet else pool.submit(func, chunk)
+            pending.append((future, size(chunk)))
+
+    try:
+        submit_more()
+        while pending:
+            future, n = pending.popleft()
+            result = future.result()
+            bar.update(n)
+            submit_more()
+            yield result
+    except GeneratorExit:  # the caller stopped early: drop the work not yet started
+        for future, _ in pending:
+            future.cancel()
+        raise
+    except BaseException:
+        for future, _ in pending:
+            future.cancel()
+        pool.shutdown(wait=False, kill_workers=True)
+        raise
+
+
+def _imap_dask(func: Callable[[Any], T], chunks: Iterable[Any], scheduler: Any, bar: Any,
+               size: Callable[[Any], int], quiet: bool, max_pending: int | None) -> Iterator[T]:
+    """Ordered results of tasks on a dask.distributed cluster, a bounded number in flight."""
+    client, owned = dask_client(scheduler)
+    pending: deque = deque()
+    try:
+        limit = max_pending or 2 * max(1, sum(client.nthreads().values()))
+        task = partial(_quiet, func) if quiet else func
+        source = iter(chunks)
+        while True:
+            while len(pending) < limit:
+                chunk = next(source, _DONE)
+                if chunk is _DONE:
+                    break
+                pending.append((client.submit(task, chunk, pure=False), size(chunk)))
+            if not pending:
+                return
+            future, n = pending.popleft()
+            result = future.result()
+            bar.update(n)
+            yield result
+    finally:
+        if pending:
+            client.cancel([future for future, _ in pending])
+        if owned:
+            client.close()
+
+
 def map_chunks(
     func: Callable[[Any], T],
     chunks: Iterable[Any],
@@ -115,8 +282,9 @@ def map_chunks(
     size: Callable[[Any], int] = len,
     start_method: str | None = None,
     quiet: bool = False,
+    scheduler: Any = None,
 ) -> list[T]:
-    """``[func(chunk) for chunk in chunks]``, in order, in this process or a pool of ``n_jobs``.
+    """``[func(chunk) for chunk in chunks]``, in order, in this process, a pool of ``n_jobs`` or on dask.
 
     Parameters
     ----------
@@ -132,35 +300,15 @@ def map_chunks(
         How workers start, one of :data:`START_METHODS`; default ``"loky"``.
     quiet : bool
         Silence warnings inside ``func`` (per-galaxy measurement warnings that become flags).
+    scheduler : None, "local", address, distributed.Client or cluster
+        Run the chunks on a dask.distributed cluster instead (see :func:`imap_chunks`).
 
     Notes
     -----
-    The results are those of one process whatever ``n_jobs`` is. Where no worker can be started
-    (a sandbox without process creation), the work runs here, with a warning.
+    The results are those of one process whatever ``n_jobs`` or ``scheduler`` is. Where no worker
+    can be started (a sandbox without process creation), the work runs here, with a warning.
     """
-    start_method = start_method or "loky"
-    if start_method not in START_METHODS:
-        raise ValueError(f"start_method: expected one of {START_METHODS}, got {start_method!r}")
     chunks = list(chunks)
-    results: list[Any] = [None] * len(chunks)
-    run = (lambda chunk: _quiet(func, chunk)) if quiet else func
-    with tqdm(total=sum(size(c) for c in chunks), desc=desc, unit=unit, disable=not progress) as bar:
-        pool = None
-        if n_jobs > 1 and len(chunks) > 1:
-            pool = _pool_or_warn(min(n_jobs, len(chunks)), start_method)
-        if pool is None:
-            for i, chunk in enumerate(chunks):
-                results[i] = run(chunk)
-                bar.update(size(chunk))
-            return results
-        futures = [pool.submit(_quiet, func, c) if quiet else pool.submit(func, c) for c in chunks]
-        try:
-            for i, future in enumerate(futures):
-                results[i] = future.result()
-                bar.update(size(chunks[i]))
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            pool.shutdown(wait=False, kill_workers=True)
-            raise
-    return results
+    return list(imap_chunks(func, chunks, n_jobs=n_jobs, scheduler=scheduler, progress=progress,
+                            desc=desc, unit=unit, size=size, start_method=start_method, quiet=quiet,
+                            max_pending=max(1, len(chunks))))

@@ -22,6 +22,9 @@ def as_real_array(data: Any, name: str) -> np.ndarray:
 
     Raises ``TypeError`` naming ``name`` for non-numeric or complex input.
     """
+    if hasattr(data, "read_images") and hasattr(data, "bands"):  # an on-disk SurveyStore
+        raise TypeError(f"{name}: an on-disk SurveyStore is not read whole here; pass a part of it "
+                        "(store[a:b] is a Survey) or use a function that streams stores")
     if hasattr(data, "images") and hasattr(data, "bands"):  # a Survey
         data = data.images
     if hasattr(data, "detach"):  # torch tensor

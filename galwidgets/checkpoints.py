@@ -88,8 +88,8 @@ class Checkpoint:
     def sample(
         self,
         n: int,
-        sampler: str = "ddim",
-        steps: int = 50,
+        sampler: str = samplers.DEFAULT_SAMPLER,
+        steps: int | None = None,
         seed: int = 0,
         cond: Any = None,
         guidance: float = 1.0,
@@ -103,12 +103,23 @@ class Checkpoint:
         ----------
         n : int
             Number of galaxies.
-        sampler : {"ddim", "ddpm"}
-            Reverse-process sampler; ``steps`` applies to DDIM only.
+        sampler : {"dpm_solver", "ddim", "ddpm", "euler", "heun", "euler_ancestral"}
+            Reverse-process sampler, a name of :data:`galwidgets.samplers.SAMPLERS`: DDIM (Song et
+            al. 2021), DDPM (Ho et al. 2020, all T steps), DPM-Solver++ (Lu et al. 2022; ``order``
+            and ``eta`` through ``**kwargs``), or the Euler, Heun and ancestral Euler samplers of
+            Karras et al. (2022). See :mod:`galwidgets.diffusion.samplers`. Default
+            :data:`~galwidgets.diffusion.samplers.DEFAULT_SAMPLER`, the sampler that reached 50-step
+            DDIM's quality in the fewest network evaluations (``BENCHMARKS.md``, "Samplers").
+        steps : int, optional
+            Steps of the sampler, ``1 .. T``; default
+            :data:`~galwidgets.diffusion.samplers.DEFAULT_STEPS` for the default sampler, else the
+            sampler's own (50 for DDIM). Network evaluations: ``steps`` for every sampler but Heun
+            (``2 steps - 1``); DDPM always takes all T steps and ignores it.
         seed : int
             Seeds the generator: the same seed gives the same galaxies.
         cond : array_like, optional
-            One condition per galaxy (e.g. redshift) for conditional models.
+            One condition per galaxy (e.g. redshift) for conditional models; values outside the
+            range the model was trained on raise an :class:`ExtrapolationWarning`.
         batch_size : int
             Galaxies per network call.
         **kwargs
@@ -123,10 +134,21 @@ class Checkpoint:
         if self.schedule is None and not hasattr(self.model, "generate"):
             raise TypeError(f"{type(self.model).__name__} is not a generative model: it has no "
                             "schedule and no generate() method")
-        if sampler not in ("ddim", "ddpm"):
-            raise ValueError(f"sampler: expected 'ddim' or 'ddpm', got {sampler!r}")
+        if not isinstance(sampler, str) or sampler not in samplers.SAMPLERS:
+            raise ValueError(f"sampler: expected one of {', '.join(map(repr, samplers.SAMPLERS))}, "
+                             f"got {sampler!r}")
+        fn = samplers.SAMPLERS[sampler]
+        if steps is None:
+            steps = samplers.default_steps(sampler)
+        elif self.schedule is not None and sampler != "ddpm" and (
+                isinstance(steps, bool) or not isinstance(steps, (int, np.integer))
+                or not 1 <= steps <= self.schedule.T):
+            raise ValueError(f"steps: expected an integer in 1..{self.schedule.T} (the schedule's T), "
+                             f"got {steps!r}")
+        steps = None if steps is None or sampler == "ddpm" else int(steps)
         if cond is not None:
             cond = np.asarray(cond, dtype=np.float32).reshape(n, -1)
+            warn_if_extrapolating(self.config, cond)
         generator = torch.Generator(device="cpu").manual_seed(seed)
         out = []
         starts = range(0, n, batch_size)
@@ -138,12 +160,10 @@ class Checkpoint:
                 with torch.no_grad():
                     x = self.model.generate(m, cond=None if c is None else c.to(self.device),
                                             generator=generator)
-            elif sampler == "ddim":
-                x = samplers.ddim(self.model, self.schedule, shape, steps=steps, cond=c,
-                                  guidance=guidance, generator=generator, progress=progress, **kwargs)
             else:
-                x = samplers.ddpm(self.model, self.schedule, shape, cond=c, guidance=guidance,
-                                  generator=generator, progress=progress, **kwargs)
+                stepping = {} if sampler == "ddpm" else {"steps": steps}
+                x = fn(self.model, self.schedule, shape, cond=c, guidance=guidance, generator=generator,
+                       progress=progress, **stepping, **kwargs)
             out.append(self.normalizer.inverse(x.float().cpu()).numpy())
         catalog = pd.DataFrame({"seed": seed, "index": np.arange(n)})
         if cond is not None:

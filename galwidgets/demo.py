@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ._validation import check_positive_int
 from .data.simulate import simulate_survey
+from .diffusion.samplers import DEFAULT_SAMPLER, default_steps
 from .notebooks import NotebookResult, run_notebook
 from .pretrained import load as load_pretrained
 
@@ -23,10 +24,11 @@ def run_demo(
     output_dir: str | os.PathLike = "galwidgets-demo",
     n_generated: int = 64,
     n_reference: int = 128,
-    steps: int = 50,
+    steps: int | None = None,
     seed: int = 2026,
     model: str = "desi-tiny",
     progress: bool = True,
+    sampler: str = DEFAULT_SAMPLER,
 ) -> NotebookResult:
     """Simulate held-out galaxies, sample from a shipped model and evaluate them in a notebook.
 
@@ -39,17 +41,21 @@ def run_demo(
     output_dir : path
         Folder for everything the demo writes.
     n_generated : int
-        Galaxies sampled from the model with DDIM.
+        Galaxies sampled from the model.
     n_reference : int
         Held-out mock galaxies (a seed the model never saw in training).
-    steps : int
-        DDIM steps.
+    steps : int, optional
+        Sampler steps; None for the sampler's default (``DEFAULT_STEPS`` for the default sampler).
     seed : int
         Seed of the simulation and the sampling.
     model : str
         Shipped checkpoint name (see :func:`galwidgets.pretrained.available`).
     progress : bool
         Show what is happening and progress bars.
+    sampler : str
+        A name of ``gw.samplers.SAMPLERS``; by default
+        :data:`~galwidgets.diffusion.samplers.DEFAULT_SAMPLER`, which reached 50-step DDIM's SGD
+        in the fewest network evaluations (``BENCHMARKS.md``, "Samplers").
     """
     n_generated = check_positive_int(n_generated, "n_generated")
     n_reference = check_positive_int(n_reference, "n_reference")
@@ -63,8 +69,10 @@ def run_demo(
     reference = simulate_survey(n_reference, size=ckpt.size, bands=ckpt.bands,
                                 pixel_scale=ckpt.pixel_scale, seed=seed, progress=progress)
     reference.save(out / "reference.fits")
-    _say(f"[3/4] sampling {n_generated} galaxies with {steps}-step DDIM", progress)
-    generated = ckpt.sample(n_generated, steps=steps, seed=seed, progress=progress)
+    steps = default_steps(sampler) if steps is None else steps
+    _say(f"[3/4] sampling {n_generated} galaxies with {sampler} ({'all' if steps is None else steps} steps)",
+         progress)
+    generated = ckpt.sample(n_generated, sampler=sampler, steps=steps, seed=seed, progress=progress)
     generated.save(out / "generated.fits")
     _say("[4/4] running notebooks/evaluate.ipynb (SGD, split-half baseline, figures)", progress)
     result = run_notebook(

@@ -159,12 +159,13 @@ def save_grid(path: str | os.PathLike, images: np.ndarray, bands: Sequence[str],
     return Path(path)
 
 
-def gini_m20_lines(ax: Any, m20_range: tuple[float, float] = (-3.0, 0.0)) -> None:
-    """Draw the Lotz et al. (2008, eqs. 4-5) lines on a Gini-M20 axis and set M20 to decrease rightwards.
+def gini_m20_lines(ax: Any, m20_range: tuple[float, float] = (-3.0, 0.0), regions: bool = True) -> None:
+    """Draw the Lotz et al. (2008, ApJ 672, 177, eqs. 4-6) lines on a Gini-M20 axis and set M20 to
+    decrease rightwards.
 
     Dashed: the merger line ``G = -0.14 M20 + 0.33`` (mergers above); dotted: the bulge/disc line
-    ``G = 0.14 M20 + 0.80`` below the merger line (early types above, discs below). The
-    coefficients are :data:`galwidgets.metrics.LOTZ_2008`.
+    ``G = 0.14 M20 + 0.80`` below the merger line (E/S0/Sa above, Sb-Ir below). With ``regions``
+    the three regions are labelled. The coefficients are :data:`galwidgets.metrics.LOTZ_2008`.
     """
     from .metrics.nonparametric import LOTZ_2008
 
@@ -176,3 +177,9 @@ def gini_m20_lines(ax: Any, m20_range: tuple[float, float] = (-3.0, 0.0)) -> Non
     bulge = np.array([lo, min(max(meet, lo), hi)])
     ax.plot(bulge, c * bulge + d, "k:", lw=0.8, label="bulge/disc line")
     ax.set_xlim(hi, lo)
+    if regions:  # each label just inside its region: above the merger line, between the lines, below both
+        span = hi - lo
+        for name, m, offset in (("mergers", lo + 0.75 * span, 0.08), ("E/S0/Sa", lo + 0.12 * span, -0.06),
+                                ("Sb–Ir", lo + 0.55 * span, -0.12)):
+            ax.text(m, a * m + b + offset, name, ha="center", va="center", fontsize=8, style="italic",
+                    color="0.3")

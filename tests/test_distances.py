@@ -153,3 +153,52 @@ def test_galaxy_kl_loss_per_redshift_bin():
     assert sparse.sersic_n.isna().all()  # < 10 generated galaxies per bin: NaN, not noise
     with pytest.raises(ValueError, match="generated: missing columns"):
         gw.metrics.galaxy_kl_loss(real, good.drop(columns="z"), props)
+
+
+def test_galaxy_kl_loss_value_range_pooled_per_bin_or_global():
+    # redshift bin [0, 1): real at the 10 bin centres of [0.05, 0.95] (100 each), generated only at
+    # the lower 5 (200 each). Bin [1, 2]: identical samples reaching 100.
+    centres = np.arange(10) / 10 + 0.05
+    low = pd.DataFrame({"z": 0.5, "area": np.repeat(centres, 100)})
+    gen_low = pd.DataFrame({"z": 0.5, "area": np.repeat(centres[:5], 200)})
+    high = pd.DataFrame({"z": 1.5, "area": np.linspace(0.05, 100.0, 1000)})
+    real, generated = pd.concat([low, high]), pd.concat([gen_low, high])
+    eps = 1e-10
+    p = np.full(10, 0.1 + eps) / (1 + 10 * eps)
+    q = np.r_[np.full(5, 0.2 + eps), np.full(5, eps)] / (1 + 10 * eps)
+    expected = float(np.sum(p * np.log(p / q)))  # = 0.5 ln(1/2) + 0.5 ln(0.1 / eps), nearly
+    kw = dict(redshift_bins=[0, 1, 2], min_galaxies=10)
+    pooled = gw.metrics.galaxy_kl_loss(real, generated, ["area"], **kw)
+    assert pooled.attrs["value_range"] == "pooled"
+    assert pooled.area.tolist() == pytest.approx([expected, 0.0], rel=1e-9, abs=1e-12)
+    assert pooled.area[0] == pytest.approx(gw.metrics.binned_kl(low.area, gen_low.area))
+    # one range 0.05-100 for both redshift bins: bins 10 wide, so [0, 1) holds all its galaxies in
+    # one histogram bin for both samples and the difference vanishes
+    overall = gw.metrics.galaxy_kl_loss(real, generated, ["area"], value_range="global", **kw)
+    assert overall.attrs["value_range"] == "global"
+    assert overall.area.tolist() == pytest.approx([0.0, 0.0], abs=1e-12)
+    # a galaxy outside the redshift edges does not widen the global range
+    halved = pd.concat([gen_low, high.assign(area=high.area / 2)])
+    base = gw.metrics.galaxy_kl_loss(real, halved, ["area"], value_range="global", **kw)
+    assert base.area[1] > 1
+    stray = pd.concat([halved, pd.DataFrame({"z": [5.0], "area": [1e6]})])
+    shifted = gw.metrics.galaxy_kl_loss(real, stray, ["area"], value_range="global", **kw)
+    assert shifted.area.tolist() == pytest.approx(base.area.tolist(), abs=1e-12)
+    # half the generated galaxies of [0, 1) are outliers at 1000: the pooled range 0.05-1000 puts every
+    # real galaxy in the first bin (KL = ln 2); the real range keeps the real histogram and counts the
+    # outliers in its last bin (q = 0.05 in bins 0-8, 0.55 in bin 9)
+    outliers = pd.concat([pd.DataFrame({"z": 0.5, "area": np.r_[np.repeat(centres, 50), np.full(500, 1e3)]}),
+                          high])
+    q_real = np.r_[np.full(9, 0.05 + eps), 0.55 + eps] / (1 + 10 * eps)
+    with_outliers = {r: gw.metrics.galaxy_kl_loss(real, outliers, ["area"], value_range=r, **kw).area.tolist()
+                     for r in ("pooled", "real")}
+    one = np.r_[1 + eps, np.full(9, eps)] / (1 + 10 * eps)
+    half = np.r_[0.5 + eps, np.full(8, eps), 0.5 + eps] / (1 + 10 * eps)
+    assert with_outliers["pooled"] == pytest.approx([float(np.sum(one * np.log(one / half))), 0.0], abs=1e-9)
+    assert with_outliers["real"] == pytest.approx([float(np.sum(p * np.log(p / q_real))), 0.0], abs=1e-9)
+    assert gw.metrics.galaxy_kl_loss(real, generated, ["area"], value_range="real", **kw).area.tolist() == \
+        pytest.approx(pooled.area.tolist())  # no generated value beyond the real range: as pooled
+    with pytest.raises(ValueError, match="value_range"):
+        gw.metrics.galaxy_kl_loss(real, generated, ["area"], value_range="joint", **kw)
+    with pytest.raises(ValueError, match="bins"):
+        gw.metrics.galaxy_kl_loss(real, generated, ["area"], bins=0, **kw)

@@ -50,3 +50,14 @@ def test_unrecorded_range_is_silent():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warn_if_extrapolating({"cond": {"columns": ["redshift"], "dim": 1}}, np.array([99.0]))
+
+
+def test_sampling_beyond_the_trained_range_warns(conditional):
+    (low, high), = trained_condition_range(conditional.config)
+    with pytest.warns(ExtrapolationWarning, match=r"cond: 1 of 2 redshift values .* lie outside") as record:
+        survey = conditional.sample(2, sampler="ddim", steps=2, cond=[low, high + 1.0], progress=False)
+    assert survey.images.shape[0] == 2
+    assert record[0].filename == __file__  # points at the caller of Checkpoint.sample
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        conditional.sample(2, sampler="ddim", steps=2, cond=[low, high], progress=False)

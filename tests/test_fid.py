@@ -303,3 +303,51 @@ def test_frechet_morphology_distance_of_unmeasurable_sets_is_nan(mock):
     with pytest.warns(UserWarning, match="need at least 2 on each side"):
         value = gw.metrics.frechet_morphology_distance(noise, mock)
     assert np.isnan(value)
+
+
+@pytest.mark.filterwarnings("ignore:morphology_features. dropped")
+def test_frechet_morphology_distance_streams_stores(mock, tmp_path, monkeypatch):
+    import galwidgets.metrics.chunked as chunked
+
+    monkeypatch.setattr(chunked, "STORE_CHUNK", 16)
+    a, b = mock[:30], mock[30:]
+    store_a = gw.data.open_store(a.save(tmp_path / "a.h5"))
+    store_b = gw.data.open_store(b.save(tmp_path / "b.h5"))
+    assert gw.metrics.frechet_morphology_distance(store_a, store_b) == \
+        gw.metrics.frechet_morphology_distance(a, b)
+
+
+def test_fid_streams_stores_with_running_statistics(mock, random_weights, tmp_path, monkeypatch):
+    import galwidgets.metrics.chunked as chunked
+
+    monkeypatch.setattr(chunked, "STORE_CHUNK", 2)  # running mean and covariance over 3 chunks
+    from galwidgets.metrics.fid import _store_statistics
+
+    opts = {"weights": random_weights, "batch_size": 15, "device": "cpu", "progress": False}
+    small = gw.data.open_store(mock[:5].save(tmp_path / "small.h5"))
+    running = _store_statistics(small, None, opts, kid_sample=3)
+    features = gw.metrics.inception_features(mock[:5], **opts)
+    for band in "grz":
+        mean, cov = running[band].statistics(band)
+        expected_mean, expected_cov = gw.metrics.gaussian_statistics(features[band])
+        np.testing.assert_allclose(mean, expected_mean, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(cov, expected_cov, rtol=1e-7, atol=1e-10)
+        assert len(np.concatenate(running[band].sample)) == 3  # the KID sample
+
+
+@pytest.mark.slow  # ~40 s on 2 busy cores: two eigendecompositions of 2048x2048 covariances
+def test_fid_of_two_stores_equals_the_in_memory_distance(mock, random_weights, tmp_path, monkeypatch):
+    import galwidgets.metrics.chunked as chunked
+
+    monkeypatch.setattr(chunked, "STORE_CHUNK", 2)
+    opts = {"weights": random_weights, "batch_size": 15, "device": "cpu", "progress": False}
+    features = gw.metrics.inception_features(mock[:5], **opts)
+    one_band = gw.data.Survey(mock.images[5:9, 1:2], None, ("r",), mock.pixel_scale)
+    r_store = gw.data.open_store(one_band.save(tmp_path / "r.h5"))
+    r_small = gw.data.open_store(gw.data.Survey(mock.images[:5, 1:2], None, ("r",),
+                                                mock.pixel_scale).save(tmp_path / "r5.h5"))
+    streamed = gw.metrics.fid(r_small, r_store, method="eigh", kid=True, kid_sample=3, **opts)
+    fb = gw.metrics.inception_features(one_band, **opts)["r"]
+    exact = gw.metrics.frechet_distance(*gw.metrics.gaussian_statistics(features["r"]),
+                                        *gw.metrics.gaussian_statistics(fb), method="eigh")
+    assert streamed["r"] == pytest.approx(exact, rel=1e-6) and np.isfinite(streamed["kid_r"])

@@ -148,3 +148,34 @@ def test_bad_arguments_name_the_argument(survey):
     for change, error, name in cases:
         with pytest.raises(error, match=name):
             fit(**{**good, **change}, progress=False, device="cpu")
+
+
+def test_fit_streams_a_store_with_catalog_values_and_resumes_exactly(survey, tmp_path, registered):
+    store = gw.data.open_store(survey.save(tmp_path / "survey.h5"))
+    full, full_ckpt = _run(store, 6, tmp_path / "full", num_workers=2)
+    _run(store, 4, tmp_path / "split", num_workers=0)
+    resumed, resumed_ckpt = _run(store, 6, tmp_path / "split", num_workers=2)
+    for p, q in zip(full.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(p, q)
+    pd.testing.assert_series_equal(full_ckpt.history["loss"], resumed_ckpt.history["loss"])
+    assert resumed_ckpt.config["training"]["data_position"]["epoch"] == 1  # 24 galaxies, batches of 4
+
+    model, _, optimizers = _setup()
+    seen = []
+
+    def step(batch: Batch) -> dict[str, float]:
+        seen.append(batch)
+        return {}
+
+    fit(model, step, optimizers, store, 12, 4, columns="redshift", augment=False, progress=False,
+        device="cpu", num_workers=0)
+    norm = gw.data.AsinhStretch.fit(survey.images)
+    x_all = torch.from_numpy(norm.forward(survey.images))
+    redshifts = survey.catalog["redshift"].to_numpy(np.float32)
+    found = []
+    for b in seen:
+        for x, z in zip(b.x, b.values[:, 0], strict=True):
+            idx = int(torch.argmin(((x_all - x) ** 2).sum(dim=(1, 2, 3))))
+            assert torch.allclose(x_all[idx], x) and redshifts[idx] == z
+            found.append(idx)
+    assert sorted(found[:24]) == list(range(24)) and sorted(found[24:]) == list(range(24))  # two epochs

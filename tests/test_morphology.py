@@ -215,3 +215,29 @@ def test_bad_shapes_name_the_argument():
         stamp_morphology(np.zeros((8, 8)), np.zeros((8, 9), int), gain=1.0)
     with pytest.raises(ValueError, match="gain, weightmap"):
         stamp_morphology(np.zeros((8, 8)), np.ones((8, 8), int))
+
+
+@pytest.mark.slow  # ~25 s: each dask worker imports galwidgets.metrics (torch, statmorph) once
+def test_morphology_of_a_store_on_a_dask_cluster_equals_the_local_pool(galaxies, tmp_path, monkeypatch):
+    """The acceptance check of issue 19: a LocalCluster of 2 workers gives the local pool's table."""
+    distributed = pytest.importorskip("distributed")
+    import galwidgets.metrics.chunked as chunked
+
+    monkeypatch.setattr(chunked, "STORE_CHUNK", 3)  # the store is read in two chunks
+    store = gw.data.open_store(galaxies.save(tmp_path / "galaxies.h5"))
+    local = gw.metrics.morphology(galaxies, n_jobs=1, progress=False)
+    shapes = gw.metrics.isophotal_shapes(galaxies, progress=False)
+    pd.testing.assert_frame_equal(gw.metrics.morphology(store, n_jobs=1, progress=False), local)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # dask's own deprecation and port notices
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cluster:
+            on_dask = gw.metrics.morphology(store, scheduler=cluster, chunk_size=1, progress=False)
+            with distributed.Client(cluster) as client:
+                shapes_on_dask = gw.metrics.isophotal_shapes(store, scheduler=client, progress=False)
+                assert len(client.nthreads()) == 2
+    pd.testing.assert_frame_equal(on_dask, local)
+    assert on_dask.attrs == local.attrs
+    pd.testing.assert_frame_equal(shapes_on_dask, shapes)
+    with pytest.raises(ValueError, match=r"scheduler: expected 'local', a dask\.distributed scheduler"):
+        gw.metrics.morphology(galaxies, scheduler="nowhere", progress=False)

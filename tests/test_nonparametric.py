@@ -1,6 +1,7 @@
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import galwidgets as gw
@@ -179,3 +180,17 @@ def test_input_validation_names_the_argument(kwargs, error, match):
     with pytest.raises(ValueError, match="image: expected a 2-D"):
         m20(np.zeros((2, 3, 3)))
 
+
+def test_gini_m20_of_a_store_equals_the_survey_in_chunks(tmp_path, monkeypatch):
+    import galwidgets.metrics.chunked as chunked
+
+    monkeypatch.setattr(chunked, "STORE_CHUNK", 4)
+    survey = gw.data.simulate_survey(10, size=48, seed=5, progress=False)
+    store = gw.data.open_store(survey.save(tmp_path / "s.h5"))
+    expected = gini_m20(survey, progress=False)
+    pd.testing.assert_frame_equal(gini_m20(store, progress=False), expected)
+    segmaps = np.stack([central_segmap(img.astype(float)).segmap for img in survey.images[:, 1]])
+    pd.testing.assert_frame_equal(gini_m20(store, segmaps=segmaps, progress=False),
+                                  gini_m20(survey, segmaps=segmaps, progress=False))
+    with pytest.raises(ValueError, match="segmaps: expected integer label maps shaped"):
+        gini_m20(store, segmaps=segmaps[:3], progress=False)

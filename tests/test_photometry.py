@@ -118,3 +118,18 @@ def test_sgd_is_wasserstein_not_a_difference_of_means():
                       "r_half": [4.0, 3.0, 2.0, 1.0]})
     sgd = gw.metrics.synthetic_galaxy_distance(a, b)
     assert sgd == {"g": 1.0, "r": 0.0, "g-r": 0.0, "r_half": 0.0, "total": 1.0}
+
+
+def test_photometry_and_sgd_stream_stores_chunk_by_chunk(survey, tmp_path, monkeypatch):
+    import galwidgets.metrics.chunked as chunked
+
+    monkeypatch.setattr(chunked, "STORE_CHUNK", 5)  # 24 galaxies: five chunks
+    a, b = survey.split(0.5, seed=1)
+    store_a = gw.data.open_store(a.save(tmp_path / "a.h5"))
+    store_b = gw.data.open_store(b.save(tmp_path / "b.h5"))
+    pd.testing.assert_frame_equal(gw.metrics.photometry(store_a, aperture_radius=4),
+                                  gw.metrics.photometry(a, aperture_radius=4))
+    sgd = gw.metrics.synthetic_galaxy_distance
+    assert sgd(store_a, store_b) == sgd(a, b)
+    with pytest.raises(TypeError, match="an on-disk SurveyStore is not read whole here"):
+        gw.metrics.flux_scale(store_a, store_b)

@@ -1,5 +1,6 @@
 import galsim
 import numpy as np
+import pandas as pd
 import pytest
 
 import galwidgets as gw
@@ -147,3 +148,14 @@ def test_validation_names_the_argument(survey):
         gw.metrics.isophotal_shapes(survey, surface_brightness=float("nan"), progress=False)
     with pytest.raises(ValueError, match="images"):
         gw.metrics.isophotal_shapes(np.zeros((4, 32, 32)), progress=False)
+
+
+def test_isophotal_shapes_of_a_store_read_in_chunks(survey, tmp_path, monkeypatch):
+    import galwidgets.metrics.chunked as chunked
+
+    monkeypatch.setattr(chunked, "STORE_CHUNK", 7)
+    store = gw.data.open_store(survey.save(tmp_path / "s.h5"))
+    expected = gw.metrics.isophotal_shapes(survey, progress=False)
+    table = gw.metrics.isophotal_shapes(store, progress=False)
+    pd.testing.assert_frame_equal(table, expected)
+    assert table.attrs == expected.attrs and table.attrs["band"] == "r"

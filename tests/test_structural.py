@@ -147,3 +147,30 @@ def test_nearest_neighbours_validation():
         gw.metrics.nearest_neighbours(training, bad, progress=False)
     with pytest.raises(ValueError, match="training"):
         gw.metrics.training_nn_distances(training[:1], progress=False)
+
+
+def test_nearest_neighbours_stream_stores(tmp_path, monkeypatch):
+    import galwidgets.metrics.chunked as chunked
+
+    monkeypatch.setattr(chunked, "STORE_CHUNK", 20)  # generated galaxies searched 20 at a time
+    training = random_stamps(300, 0)
+    generated = random_stamps(50, 1)
+    generated[7], generated[40] = training[123], 2.0 * training[5]
+    def as_store(images, name):
+        survey = gw.data.Survey(images, None, ("g", "r", "z"), 0.262)
+        return gw.data.open_store(survey.save(tmp_path / name))
+
+    train_store, gen_store = as_store(training, "train.h5"), as_store(generated, "gen.h5")
+    for normalise in (None, "l2"):
+        expected = gw.metrics.nearest_neighbours(generated, training, k=2, batch_size=64, normalise=normalise,
+                                                 progress=False)
+        for gen in (generated, gen_store):
+            table = gw.metrics.nearest_neighbours(gen, train_store, k=2, batch_size=64, normalise=normalise,
+                                                  progress=False)
+            pd.testing.assert_frame_equal(table, expected)
+            assert table.attrs == expected.attrs
+    assert expected.index_1[40] == 5 and expected.distance_1[7] == 0  # l2: the rescaled copy too
+    pd.testing.assert_frame_equal(gw.metrics.training_nn_distances(train_store, n=30, progress=False),
+                                  gw.metrics.training_nn_distances(training, n=30, progress=False))
+    with pytest.raises(ValueError, match="training: expected stamps shaped like generated"):
+        gw.metrics.nearest_neighbours(generated[:, :, :8, :8], train_store, progress=False)

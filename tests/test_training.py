@@ -96,3 +96,107 @@ def test_condition_centre_and_scale_reach_the_network_and_round_trip(tmp_path, s
     assert loaded.config["cond_center"] == 0.07 and loaded.config["cond_scale"] == 0.03
     with pytest.raises(ValueError, match="cond_scale"):
         gw.models.UNet(cond_dim=1, cond_scale=0.0)
+
+
+# -- streaming from an on-disk store -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def store(survey, tmp_path_factory):
+    """The session survey (24 galaxies, 32x32, g r z) as an on-disk store."""
+    return gw.data.open_store(survey.save(tmp_path_factory.mktemp("store") / "survey.h5"))
+
+
+def test_sharded_batches_cover_each_epoch_once_across_ranks():
+    from galwidgets.data.streaming import ShardedBatchSampler
+
+    n, batch = 50, 12  # 4 batches per epoch; 2 galaxies left out of each epoch
+    ranks = [list(ShardedBatchSampler(n, batch, rank=r, world_size=3, seed=7, stop=8)) for r in range(3)]
+    single = list(ShardedBatchSampler(n, batch, seed=7, stop=8))
+    for b in range(8):
+        parts = [ranks[r][b] for r in range(3)]
+        assert all(len(p) == 4 for p in parts)
+        assert np.array_equal(np.concatenate(parts), single[b])  # rank slices make the global batch
+    for epoch in range(2):
+        seen = np.concatenate([single[b] for b in range(4 * epoch, 4 * epoch + 4)])
+        assert len(seen) == 48 and len(np.unique(seen)) == 48  # no galaxy twice in an epoch
+    assert not np.array_equal(np.sort(single[0]), np.sort(single[4]))  # a new permutation per epoch
+    resumed = list(ShardedBatchSampler(n, batch, seed=7, start=5, stop=8))
+    assert all(np.array_equal(a, b) for a, b in zip(resumed, single[5:]))
+    with pytest.raises(ValueError, match="batch_size: the global batch of 12 must be divisible by the 5"):
+        ShardedBatchSampler(n, batch, world_size=5)
+    with pytest.raises(ValueError, match="batch_size: 60 is larger than the 50 galaxies"):
+        ShardedBatchSampler(n, 60)
+
+
+def _dropout_model():
+    torch.manual_seed(0)
+    return gw.models.UNet(**TINY_UNET, dropout=0.2)  # dropout masks come from the global generator
+
+
+def test_streamed_training_reads_in_workers_and_resumes_exactly(store, tmp_path):
+    sched = gw.diffusion.NoiseSchedule.linear(100)
+    kwargs = dict(batch_size=8, progress=False, autocast=False)
+    _model = _dropout_model
+    here = gw.train(_model(), sched, store, steps=6, num_workers=0, **kwargs)
+    workers = gw.train(_model(), sched, store, steps=6, num_workers=2, **kwargs)
+    assert workers.history.loss.tolist() == here.history.loss.tolist()
+    for (name, p), q in zip(here.model.state_dict().items(), workers.model.state_dict().values()):
+        assert torch.equal(p, q), name
+    gw.train(_model(), sched, store, steps=4, checkpoint_dir=tmp_path, checkpoint_every=2, **kwargs)
+    resumed = gw.train(_model(), sched, store, steps=6, checkpoint_dir=tmp_path, checkpoint_every=2, **kwargs)
+    assert resumed.history.loss.tolist() == here.history.loss.tolist()
+    for (name, p), q in zip(here.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(p, q), name
+    position = resumed.config["training"]["data_position"]  # 24 galaxies, 3 batches per epoch
+    assert position == {"epoch": 2, "batch_in_epoch": 0, "batches_per_epoch": 3, "n_galaxies": 24,
+                        "batch_size": 8, "seed": 0}
+    assert resumed.config["data"]["n_train"] == 24 and resumed.config["data"]["size"] == 32
+
+
+def test_streamed_batches_are_the_store_galaxies_without_replacement(store, survey):
+    """What the model sees: each epoch every galaxy once, normalised, flipped or turned."""
+    from galwidgets.training.streaming import store_batches
+
+    norm = gw.data.AsinhStretch.fit(survey.images)
+    loader, _ = store_batches(store, norm, 8, seed=3, stop=6, num_workers=2)
+    rows = [r.numpy() for _, r in loader]
+    for epoch in range(2):
+        assert sorted(np.concatenate(rows[3 * epoch:3 * epoch + 3]).tolist()) == list(range(24))
+    loader, _ = store_batches(store, norm, 8, seed=3, stop=1, num_workers=0)
+    x, r = next(iter(loader))
+    np.testing.assert_allclose(x.numpy(), norm.forward(survey.images[r.numpy()]), rtol=1e-6)
+
+
+def test_streaming_rejects_stores_the_model_cannot_use(survey, store, tmp_path):
+    sched = gw.diffusion.NoiseSchedule.linear(100)
+    two_bands = gw.data.Survey(survey.images[:, :2], survey.catalog, ("g", "r"), survey.pixel_scale)
+    with pytest.raises(ValueError, match=r"data: the store gr.h5 has 2 bands \('g', 'r'\) but the model"):
+        gw.train(_model(), sched, gw.data.open_store(two_bands.save(tmp_path / "gr.h5")), steps=1,
+                 batch_size=4, progress=False)
+    odd = survey.with_images(survey.images[:, :, :31, :31], survey.catalog)
+    with pytest.raises(ValueError, match="data: 31-px stamps cannot pass the U-Net's 1 halvings"):
+        gw.train(_model(), sched, gw.data.open_store(odd.save(tmp_path / "odd.h5")), steps=1, batch_size=4,
+                 progress=False)
+    five = gw.data.AsinhStretch(softening=[0.01] * 5, upper=[1.0] * 5)
+    with pytest.raises(ValueError, match="normalizer: does not fit the store's 3 bands"):
+        gw.train(_model(), sched, store, steps=1, batch_size=4, normalizer=five, progress=False)
+    with pytest.raises(ValueError, match="batch_size: 32 is larger than the 24 galaxies"):
+        gw.train(_model(), sched, store, steps=1, batch_size=32, progress=False)
+    gw.train(_model(), sched, store, steps=1, batch_size=4, checkpoint_dir=tmp_path / "c", progress=False)
+    fewer = gw.data.open_store(survey[:20].save(tmp_path / "fewer.h5"))
+    with pytest.raises(ValueError, match="data: the checkpoint in checkpoint_dir streamed a store of 24"):
+        gw.train(_model(), sched, fewer, steps=2, batch_size=4, checkpoint_dir=tmp_path / "c", progress=False)
+    other_bands = gw.data.Survey(survey.images, survey.catalog, ("g", "r", "i"), survey.pixel_scale)
+    with pytest.raises(ValueError, match=r"data: the checkpoint .* trained on bands \['g', 'r', 'z'\]"):
+        gw.train(_model(), sched, gw.data.open_store(other_bands.save(tmp_path / "gri.h5")), steps=2,
+                 batch_size=4, checkpoint_dir=tmp_path / "c", progress=False)
+
+
+def test_fixed_size_models_refuse_a_store_of_another_stamp_size(store, tmp_path):
+    """A VAE built for 16-px stamps given the 32-px store, through train_vae and gw.train's checks."""
+    vae = gw.models.VAE(in_channels=3, image_size=16, base_channels=4, latent_dim=4)
+    with pytest.raises(ValueError, match="data: expected 16x16 images for this model, got 32x32"):
+        gw.training.train_vae(vae, store, steps=1, batch_size=4, progress=False)
+    five_bands = gw.models.VAE(in_channels=5, image_size=32, base_channels=4, latent_dim=4)
+    with pytest.raises(ValueError, match=r"data: the store survey.h5 has 3 bands .* but the model expects 5"):
+        gw.training.train_vae(five_bands, store, steps=1, batch_size=4, progress=False)
+    assert len(store) == 24  # the store is only read

@@ -12,7 +12,12 @@ import traitlets as T
 import galwidgets as gw
 from galwidgets.widgets import MorphologyExplorer
 from galwidgets.widgets.gallery import GENERATED_COLOUR, REAL_COLOUR
-from galwidgets.widgets.morphology import LOTZ_2008, concentration_asymmetry
+from galwidgets.widgets.morphology import (
+    LOTZ_2008,
+    LOTZ_2008_CLASSES,
+    concentration_asymmetry,
+    lotz_2008_class,
+)
 
 needs_bokeh = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("holoviews", "panel", "jupyter_bokeh")),
@@ -53,6 +58,73 @@ def test_the_lotz_lines_are_published_ones(explorer):
     m20, gini = bulge.dimension_values(0), bulge.dimension_values(1)
     np.testing.assert_allclose(gini, 0.14 * m20 + 0.80)
     assert m20.max() == pytest.approx(-1.679, abs=1e-3)  # ends where it meets the merger line
+
+
+def test_lotz_2008_regions_on_either_side_of_the_lines():
+    """Lotz et al. (2008) eqs. 4-6: mergers above G = -0.14 M20 + 0.33; below it, E/S0/Sa above
+    G = 0.14 M20 + 0.80 and Sb-Ir below; at M20 = -1 the bulge line lies above the merger line."""
+    m20 = np.array([-2.0, -2.0, -2.0, -2.0, -2.0, -1.0, -1.0, -1.0, np.nan])
+    eps = 1e-6
+    gini = np.array([0.61 + eps, 0.61 - eps, 0.52 + eps, 0.52 - eps, 0.3, 0.47 + eps, 0.47 - eps, 0.7, 0.5])
+    assert list(lotz_2008_class(gini, m20)) == ["merger", "E/S0/Sa", "E/S0/Sa", "Sb–Ir", "Sb–Ir", "merger",
+                                                "Sb–Ir", "merger", ""]
+    assert LOTZ_2008_CLASSES == ("merger", "E/S0/Sa", "Sb–Ir")
+
+
+def test_region_counts_and_status(explorer):
+    state = explorer.state
+    points = state.points()
+    counts = state.region_counts()
+    assert list(counts.index) == ["real", "generated"] and list(counts.columns) == list(LOTZ_2008_CLASSES)
+    for s in ("real", "generated"):
+        mine = points[points["set"] == s]
+        classes = lotz_2008_class(mine["gini"], mine["m20"])
+        expected = [int((classes == c).sum()) for c in LOTZ_2008_CLASSES]
+        assert [counts.loc[s, c] for c in LOTZ_2008_CLASSES] == expected
+    assert counts.to_numpy().sum() == len(points)
+    assert "Lotz+08 regions (real / generated): merger " in state.message
+    assert f"Sb–Ir {counts.loc['real', 'Sb–Ir']} / {counts.loc['generated', 'Sb–Ir']}" in state.message
+
+
+@needs_bokeh
+def test_the_lotz_regions_are_labelled_in_the_figure(explorer):
+    main = explorer.view.pane.object.main
+    (labels,) = [el for el in main if type(el).__name__ == "Labels"]
+    m20, gini = labels.dimension_values(0), labels.dimension_values(1)
+    names = list(labels.dimension_values(2))
+    assert sorted(names) == sorted(LOTZ_2008_CLASSES)
+    assert list(lotz_2008_class(gini, m20)) == names  # each label sits inside its own region
+    assert explorer.view.pane.object.main.opts.get().kwargs.get("invert_xaxis") is True
+
+
+@pytest.mark.parametrize("m20_range", [(-3.0, 0.0), (-3.0, -0.5)])
+def test_matplotlib_gini_m20_lines_label_each_region_inside_it(m20_range):
+    """gw.viz.gini_m20_lines (evaluate.ipynb, tutorial 09) names the three Lotz et al. (2008) regions,
+    each label inside its region and inside the M20 range drawn."""
+    from matplotlib.figure import Figure
+
+    ax = Figure().subplots()
+    gw.viz.gini_m20_lines(ax, m20_range=m20_range)
+    texts = {t.get_text(): t.get_position() for t in ax.texts}
+    assert set(texts) == {"mergers", "E/S0/Sa", "Sb–Ir"}
+    for name, (m20, gini) in texts.items():
+        assert m20_range[0] < m20 < m20_range[1]
+        assert lotz_2008_class(gini, m20)[()] == {"mergers": "merger"}.get(name, name)
+    ax = Figure().subplots()
+    gw.viz.gini_m20_lines(ax, regions=False)
+    assert not ax.texts
+
+
+@pytest.mark.parametrize("instrument, band", [("desi", "r"), ("hsc-deep", "i")])
+def test_default_populations_fall_on_both_sides_of_the_lines(instrument, band):
+    """The default mock populations (items 1-2 of issue 18) populate every Lotz et al. (2008) region
+    in the explorer: mergers above the merger line, galaxies on both sides of the bulge/disc line."""
+    survey = gw.data.simulate_survey(200, instrument=instrument, seed=3, progress=False, n_jobs=1)
+    ex = MorphologyExplorer(survey[:100], survey[100:], band)
+    counts = ex.state.region_counts().sum()
+    assert ex.state.band == band
+    assert (counts > 0).all(), counts.to_dict()
+    assert counts["merger"] < 0.2 * counts.sum()  # mergers are the exception
 
 
 @needs_bokeh

@@ -9,8 +9,9 @@ import torch
 import traitlets as T
 
 import galwidgets as gw
+from galwidgets.checkpoints import ExtrapolationWarning, trained_condition_range
 from galwidgets.training import latest_checkpoint
-from galwidgets.widgets import RedshiftExplorer, size_and_surface_brightness
+from galwidgets.widgets import RedshiftExplorer, measurement_band, size_and_surface_brightness
 
 pytest.importorskip("holoviews")
 pytest.importorskip("panel")
@@ -45,12 +46,14 @@ def test_draw_measures_galaxies_into_history_and_advances_seed(explorer, survey)
     first = state.draw().copy()
     assert first.shape == (3, 3, 32, 32) and np.isfinite(first).all() and not state.busy
     history = state.history
-    assert list(history.columns) == ["redshift", "guidance", "seed", "index", "r_half", "mag", "mu_e", "flag"]
+    assert list(history.columns) == ["redshift", "guidance", "seed", "index", "r_half", "mag", "mu_e",
+                                     "colour", "flag"]
     assert len(history) == 3 and (history["redshift"] == 0.05).all() and (history["guidance"] == 2.0).all()
     assert (history["seed"] == 7).all() and state.seed == 8
     expected = size_and_surface_brightness(first, survey.bands, survey.zeropoint, survey.pixel_scale)
     np.testing.assert_allclose(history["r_half"], expected["r_half"])
     np.testing.assert_allclose(history["mu_e"], expected["mu_e"])
+    np.testing.assert_allclose(history["colour"], expected["colour"])  # g - r for g r z
 
     state.seed = 7  # the same seed and condition replays the draw exactly...
     np.testing.assert_array_equal(state.draw(), first)
@@ -68,13 +71,95 @@ def test_draw_passes_condition_guidance_and_seed(explorer, monkeypatch):
         return real_sample(n, **{**kwargs, "sampler": "ddim", "steps": 1})  # fast: 1 step
 
     monkeypatch.setattr(state.checkpoint, "sample", spy)
-    state.redshift, state.guidance, state.seed, state.n, state.steps = 0.3, 2.5, 4, 2, 3
+    (low, high), = trained_condition_range(state.checkpoint.config)
+    z = (low + high) / 2
+    state.redshift, state.guidance, state.seed, state.n, state.steps = z, 2.5, 4, 2, 3
     state.sampler = "ddpm"
     state.draw()
-    (call,) = calls
-    np.testing.assert_allclose(call["cond"], [0.3, 0.3])
-    assert (call["n"], call["guidance"], call["seed"]) == (2, 2.5, 4)
-    assert (call["steps"], call["sampler"]) == (3, "ddpm")
+    state.sampler, state.steps = None, None  # None: the checkpoint's defaults, not passed on
+    state.draw()
+    first, second = calls
+    np.testing.assert_allclose(first["cond"], [z, z], rtol=1e-6)
+    assert (first["n"], first["guidance"], first["seed"]) == (2, 2.5, 4)
+    assert (first["steps"], first["sampler"]) == (3, "ddpm")
+    assert "steps" not in second and "sampler" not in second and second["seed"] == 5
+
+
+def test_default_steps_follow_the_checkpoint(z_checkpoint, survey):
+    """Unset, the step count is Checkpoint.sample's default (the sampler's own), not a widget's."""
+    import inspect
+
+    explorer = RedshiftExplorer(z_checkpoint, reference=survey[:8], threaded=False)
+    state = explorer.state
+    assert state.steps is None and state.sampler is None and state.n == 4
+    default = inspect.signature(gw.Checkpoint.sample).parameters["sampler"].default
+    steps = inspect.signature(gw.samplers.SAMPLERS[default]).parameters["steps"].default
+    assert state.steps_per_draw == steps
+    state.steps = 2
+    assert state.steps_per_draw == 2
+    view = explorer.view
+    view.steps.value, view.sampler.value = 0, "ddim"
+    assert state.steps is None and state.sampler == "ddim"
+    view.sampler.value = "default"
+    assert state.sampler is None
+
+
+def test_slider_spans_the_trained_range_and_warns_beyond_it(z_checkpoint, survey):
+    """The redshift slider covers the range of conditions the model was trained on; a redshift set
+    beyond it widens the slider, is flagged in the view and warns when drawn."""
+    ex = RedshiftExplorer(z_checkpoint, reference=survey[:8], n=1, steps=1, threaded=False)
+    (low, high), = trained_condition_range(z_checkpoint.config)
+    state, view = ex.state, ex.view
+    assert state.redshift_range == (low, high)
+    assert (view.redshift.min, view.redshift.max) == (pytest.approx(low), pytest.approx(high))
+    assert low <= state.redshift <= high and view.range_note.value == "" and not state.extrapolating
+    state.redshift = high + 1.0
+    assert state.extrapolating and view.redshift.value == high + 1.0 and view.redshift.max == high + 1.0
+    assert "outside the trained range" in view.range_note.value
+    with pytest.warns(ExtrapolationWarning, match="outside the range the model was trained on"):
+        state.draw()
+    state.redshift = low
+    assert view.range_note.value == ""
+
+
+def test_default_is_hsc_z_tiny_measured_in_i():
+    """The default explorer opens the shipped hsc-z-tiny on an hsc-deep mock, measured in i."""
+    ex = RedshiftExplorer(n_reference=12, threaded=False)
+    state, view = ex.state, ex.view
+    ckpt = state.checkpoint
+    assert ckpt.config["pretrained"]["name"] == "hsc-z-tiny"
+    assert state.reference.bands == ("g", "r", "i", "z", "y") and state.reference.pixel_scale == 0.168
+    assert (state.band, state.colour_bands) == ("i", ("g", "i"))
+    (low, high), = trained_condition_range(ckpt.config)
+    assert low < 0.1 and high > 2.9  # trained over 0.05 < z < 3
+    assert (view.redshift.min, view.redshift.max) == (pytest.approx(low), pytest.approx(high))
+    expected = size_and_surface_brightness(state.reference, band="i", colour=("g", "i"))
+    np.testing.assert_allclose(state.reference_table["r_half"], expected["r_half"])
+    np.testing.assert_allclose(state.reference_table["colour"], expected["colour"])
+    # the faint HSC galaxies are shown with the survey's sky noise as unit, colours as in band_scales
+    ratio = state.display_scales / gw.viz.band_scales(ckpt.bands, zeropoint=ckpt.zeropoint)
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-5)
+    assert 0.03 < ratio[0] < 0.3
+
+    from bokeh.models import Plot
+
+    labels = ((view.size_plot, "half-light radius in i (arcsec)"),
+              (view.brightness_plot, "⟨μ⟩ₑ in i (mag/arcsec²)"), (view.colour_plot, "g − i (mag)"))
+    for widget, label in labels:
+        (plot,) = widget._model.select({"type": Plot})
+        assert plot.yaxis[0].axis_label == label
+
+
+def test_desi_checkpoint_is_measured_in_r_on_a_desi_mock():
+    ex = RedshiftExplorer("desi-z-tiny", n_reference=12, threaded=False)
+    state = ex.state
+    assert state.reference.bands == ("g", "r", "z") and state.reference.pixel_scale == 0.262
+    assert (state.band, state.colour_bands) == ("r", ("g", "r"))
+    ratio = state.display_scales / gw.viz.band_scales(state.reference.bands)
+    assert 0.7 < ratio[0] < 1.5  # DESI-like: about the usual picture scales
+    assert state.trained_range is None  # not recorded: the slider spans the reference's redshifts
+    z = state.reference_table["redshift"]
+    assert state.redshift_range == (pytest.approx(z.min()), pytest.approx(z.max()))
 
 
 def test_reference_is_measured_like_the_draws(explorer, survey):
@@ -125,9 +210,10 @@ def test_plots_draw_every_galaxy_on_a_2d_canvas(explorer):
 
     state, view = explorer.state, explorer.view
     state.draw()
-    far = state.history.iloc[:1].assign(r_half=25.0, mu_e=35.0, redshift=0.9)  # an outlier draw
+    far = state.history.iloc[:1].assign(r_half=25.0, mu_e=35.0, colour=6.0, redshift=0.9)  # an outlier draw
     state.history = pd.concat([state.history, far], ignore_index=True)
-    for widget, column in ((view.size_plot, "r_half"), (view.brightness_plot, "mu_e")):
+    plots = ((view.size_plot, "r_half"), (view.brightness_plot, "mu_e"), (view.colour_plot, "colour"))
+    for widget, column in plots:
         (plot,) = widget._model.select({"type": Plot})
         assert plot.output_backend == "canvas"
         values = pd.concat([state.history, state.reference_table])[["redshift", column]].dropna()
@@ -177,11 +263,38 @@ def test_unconditional_checkpoint_and_bad_settings_raise(tiny_checkpoint, z_chec
         RedshiftExplorer(z_checkpoint, reference=no_z)
     with pytest.raises(ValueError, match="guidance: expected a finite number >= 0"):
         RedshiftExplorer(z_checkpoint, reference=survey, guidance=-1.0)
+    with pytest.raises(ValueError, match=r"sampler: expected None .* or one of 'ddim', 'ddpm'.*got 'fast'"):
+        RedshiftExplorer(z_checkpoint, reference=survey, sampler="fast")
     state = RedshiftExplorer(z_checkpoint, reference=survey).state
     with pytest.raises(T.TraitError, match="steps: expected at most the schedule's T = 50"):
         state.steps = 51
     with pytest.raises(T.TraitError, match="redshift: expected a finite number >= 0"):
         state.redshift = float("nan")
+
+
+def test_measurement_band_is_i_for_hsc_and_r_for_desi():
+    assert measurement_band(("g", "r", "i", "z", "y")) == "i"
+    assert measurement_band(("g", "r", "z")) == "r"
+    assert measurement_band(("u", "v", "w")) == "v"
+    with pytest.raises(ValueError, match="bands: expected at least one band"):
+        measurement_band(())
+
+
+def test_hsc_bands_are_measured_in_i(survey):
+    """Five HSC-like bands: sizes and magnitudes in i (the third band), colour g - i; an i band
+    twice as bright is 0.753 mag brighter and g - i 0.753 mag redder, r_half unchanged."""
+    images = np.concatenate([survey.images[:4], survey.images[:4, :2]], axis=1)  # g r z g r as "g r i z y"
+    bands = ("g", "r", "i", "z", "y")
+    table = size_and_surface_brightness(images, bands, survey.zeropoint, survey.pixel_scale)
+    assert table.attrs == {"band": "i", "colour": ("g", "i")}
+    brighter = images.copy()
+    brighter[:, 2] *= 2
+    other = size_and_surface_brightness(brighter, bands, survey.zeropoint, survey.pixel_scale)
+    np.testing.assert_allclose(other["mag"] - table["mag"], -2.5 * np.log10(2), atol=1e-6)
+    np.testing.assert_allclose(other["colour"] - table["colour"], 2.5 * np.log10(2), atol=1e-6)
+    np.testing.assert_allclose(other["r_half"], table["r_half"], rtol=1e-6)
+    with pytest.raises(ValueError, match="colour: expected two band names"):
+        size_and_surface_brightness(images, bands, colour=("g", "u"))
 
 
 def test_size_and_surface_brightness_dimming_and_nan(survey):

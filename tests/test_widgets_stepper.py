@@ -4,7 +4,8 @@ import pytest
 import traitlets as T
 
 import galwidgets as gw
-from galwidgets.diffusion.samplers import ddim_timesteps
+from galwidgets.diffusion.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS, ddim_timesteps
+from galwidgets.diffusion.schedules import sampling_sigmas
 from galwidgets.widgets import DiffusionStepper
 
 pytest.importorskip("holoviews")
@@ -86,7 +87,7 @@ def test_schedule_only_disables_the_reverse_process(schedule_only):
 
 
 def test_reverse_player_records_ddim_and_ddpm_frames(checkpoint):
-    stepper = DiffusionStepper(checkpoint, steps=4)
+    stepper = DiffusionStepper(checkpoint, sampler="ddim", steps=4)
     state, view = stepper.state, stepper.view
     assert state.galaxies.shape == (4, 3, 32, 32) and state.can_reverse and not view.run_button.disabled
     view.threaded = False
@@ -108,6 +109,38 @@ def test_reverse_player_records_ddim_and_ddpm_frames(checkpoint):
     state.sampler = "ddpm"
     assert view.steps.disabled
     assert len(state.run_reverse()) == 100 and [f["t"] for f in state.frames[:2]] == [99, 98]
+
+
+def test_the_stepper_switches_sampler_and_shows_each_ones_steps(checkpoint):
+    stepper = DiffusionStepper(checkpoint)
+    state, view = stepper.state, stepper.view
+    assert (state.sampler, state.steps) == (DEFAULT_SAMPLER, DEFAULT_STEPS)
+    assert tuple(view.sampler.options) == tuple(SAMPLERS) and view.sampler.value == DEFAULT_SAMPLER
+    view.threaded = False
+    state.steps = 5
+    view.run()
+    frames = state.frames
+    # DPM-Solver++ over the noise levels σ: one frame per step at the fractional timestep of σ
+    sigmas = sampling_sigmas(state.schedule, 5, "log_snr")[:-1]
+    assert [f["sigma"] for f in frames] == pytest.approx(sigmas.tolist())
+    assert [f["t"] for f in frames] == pytest.approx(state.schedule.sigma_to_t(sigmas).tolist())
+    assert isinstance(frames[1]["t"], float) and state.frame_t == round(frames[0]["t"])
+    assert view.progress.value == 5 and "σ = 80" in view.frame_label.value
+    assert view.eta.disabled is False and state.eta == 1.0  # the SDE default: η = 1
+    view.sampler.value = "heun"  # the dropdown drives the state; Heun takes no η
+    assert state.sampler == "heun" and view.eta.disabled and not view.steps.disabled and state.eta == 0
+    state.sampler = "ddim"  # choosing a sampler sets its own default η
+    assert state.eta == 0.0 and DiffusionStepper(checkpoint, sampler="ddim", eta=0.5).state.eta == 0.5
+    state.sampler = "heun"
+    heun = state.run_reverse()
+    assert len(heun) == 5 and not np.array_equal(heun[-1]["x0_pred"], frames[-1]["x0_pred"])
+    state.sampler, state.eta = "euler_ancestral", 1.0  # η reaches the samplers that take it
+    a = state.run_reverse()[-1]["x0_pred"]
+    state.eta = 0.0
+    b = state.run_reverse()[-1]["x0_pred"]
+    assert not np.allclose(a, b)
+    with pytest.raises(T.TraitError):
+        state.sampler = "plms"
 
 
 def test_bad_arguments_raise(checkpoint, survey):

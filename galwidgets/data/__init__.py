@@ -4,6 +4,8 @@
 >>> mock = gw.data.simulate_survey(256, instrument="desi", seed=1)      # g, r, z with truth
 >>> hsc = gw.data.load_fits_cutouts([{"g": "g.fits", "r": "r.fits", "i": "i.fits"}], size=128)
 >>> real = gw.data.hubble_deep_field(size=64)                            # no download
+>>> big = gw.data.simulate_survey(200_000, out="mock.h5")                 # rendered into a store
+>>> store = gw.data.open_store("mock.h5")                                 # on disk, read lazily
 >>> trailed, mask = gw.data.corruptions.add_satellite_trails(mock, seed=0)
 
 Names are imported on first use (rendering workers import only what they need).
@@ -29,6 +31,10 @@ _NAMES = {
     "load_hsc_pdr3": ".hsc:load_hsc_pdr3",
     "load_fits_cutouts": ".fits_cutouts:load_fits_cutouts",
     "load_hdf5": ".surveys:load_hdf5",
+    "open_store": ".store:open_store",
+    "render_to_store": ".store:render_to_store",
+    "SurveyStore": ".store:SurveyStore",
+    "streaming": ".streaming",
     "save_hdf5": ".surveys:save_hdf5",
     "sky_noise": ".noise:sky_noise",
     "draw_population": ".population:draw_population",

@@ -9,14 +9,22 @@ infinite pixels by 0, counts them per galaxy in ``meta["nan_pixels"]`` and in th
 ``n_masked_pixels``, and can return the boolean mask itself (``return_mask=True``). Galaxies are
 never dropped silently: a galaxy that cannot be loaded either raises (the default) or is listed
 with the reason in ``meta["dropped"]`` and a warning.
+
+Folder trees of 10^5 cutouts do not fit in memory: ``load_fits_cutouts(..., out="real.h5")``
+converts them into an on-disk :class:`~galwidgets.data.store.SurveyStore` a chunk at a time (files
+read in a process pool), records dropped files in ``store.dropped`` and resumes after an
+interruption where it stopped.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import warnings
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +36,11 @@ from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_scales
 from tqdm.auto import tqdm
 
+from .._io import to_jsonable
+from .._parallel import check_jobs, imap_chunks
 from .._validation import as_bands, check_finite, check_positive, check_positive_int
+from .hdf5 import EncodedImages, encode_images
+from .store import SurveyStore, open_store
 from .surveys import Survey
 
 __all__ = ["BUNIT_ZEROPOINTS", "NON_SCIENCE_EXTNAMES", "ZEROPOINT_KEYWORDS", "load_fits_cutouts"]
@@ -76,8 +88,12 @@ def load_fits_cutouts(
     on_error: str = "raise",
     return_mask: bool = False,
     progress: bool = True,
-) -> Survey | tuple[Survey, np.ndarray]:
-    """Read FITS cutouts of galaxies into a Survey.
+    out: PathLike | None = None,
+    chunk_size: int = 256,
+    n_jobs: int | None = None,
+    overwrite: bool = False,
+) -> Survey | tuple[Survey, np.ndarray] | SurveyStore:
+    """Read FITS cutouts of galaxies into a Survey, or convert them into an on-disk store.
 
     Parameters
     ----------
@@ -118,10 +134,25 @@ def load_fits_cutouts(
         pixels.
     progress : bool
         Show a progress bar.
+    out : str or path-like, optional
+        Convert into this survey store (``.h5``, :class:`~galwidgets.data.store.SurveyStore`)
+        instead of memory, ``chunk_size`` galaxies at a time, and return the store: for folder trees
+        of 10^5 cutouts. The bands, cutout shape, zeropoint and pixel scale come from the first
+        readable galaxy (or the arguments), and every later one must agree (else it raises or, with
+        ``on_error="skip"``, is dropped). Dropped files are recorded in ``store.dropped``, the
+        files of each galaxy in the catalog column ``source_files`` (JSON) and its entry number in
+        ``source_index``. Interrupted (even by ``kill -9``), the same call resumes after the last
+        complete chunk; a store written from other ``paths`` or settings raises unless ``overwrite``.
+    chunk_size : int
+        Galaxies committed together to ``out``.
+    n_jobs : int, optional
+        Processes reading files for ``out``; default 1 below 2000 galaxies, else all usable CPUs.
+    overwrite : bool
+        Replace a store at ``out`` written by another conversion.
 
     Returns
     -------
-    Survey or (Survey, numpy.ndarray)
+    Survey or (Survey, numpy.ndarray) or SurveyStore
         Images in the chosen flux unit with non-finite and padded pixels set to 0. The catalog
         gains ``n_masked_pixels`` (masked pixels over all bands); ``meta`` holds ``files`` (the
         files of each galaxy), ``native_zeropoint`` (the files' zeropoint, a list if they differ),
@@ -155,6 +186,15 @@ def load_fits_cutouts(
         raise ValueError(f"on_error: expected one of {_ON_ERROR}, got {on_error!r}")
     if catalog is not None:
         catalog = _check_catalog(catalog, len(entries))
+    if out is not None:
+        if return_mask:
+            raise ValueError("return_mask: not available with out= (the catalog column n_masked_pixels "
+                             "counts each galaxy's masked pixels)")
+        options = _ReadOptions(bands=bands, explicit=bands is not None, size=size, zeropoint=zeropoint,
+                               pixel_scale=pixel_scale, hdu=hdu, on_error=on_error)
+        chunk_size = check_positive_int(chunk_size, "chunk_size")
+        return _convert_to_store(entries, catalog, options, Path(out), chunk_size, n_jobs, overwrite,
+                                 progress)
 
     galaxies, kept, dropped = [], [], []
     wanted = bands
@@ -480,3 +520,200 @@ def _centre_crop(data: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, 
     out[tuple(dst)] = data[tuple(src)]
     padded[tuple(dst)] = False
     return out, padded
+
+
+# -- conversion into a store -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class _ReadOptions:
+    """How each galaxy is read and what it must agree with (fixed by the first readable galaxy)."""
+
+    bands: tuple[str, ...] | None
+    explicit: bool
+    size: int | None
+    zeropoint: float | None
+    pixel_scale: float | None
+    hdu: Any
+    on_error: str
+    shape: tuple[int, int] | None = None
+    native_zeropoint: float | None = None  # the output unit when no zeropoint is given
+    native_pixel_scale: float | None = None  # the output pixel scale when none is given
+
+
+def _fingerprint(entries: list, catalog: pd.DataFrame | None, options: _ReadOptions) -> str:
+    """A hash of the inputs and settings: a store resumes only the conversion that made it."""
+    settings = {k: v for k, v in asdict(options).items() if k not in ("shape", "native_zeropoint")}
+    digest = hashlib.sha256(json.dumps(to_jsonable(settings), sort_keys=True, default=str).encode())
+    for entry in entries:
+        digest.update(json.dumps(to_jsonable(dict(entry) if isinstance(entry, Mapping) else os.fspath(entry)),
+                                 sort_keys=True).encode())
+    if catalog is not None:
+        digest.update(pd.util.hash_pandas_object(catalog, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _galaxy(entry: Any, options: _ReadOptions) -> tuple[np.ndarray, np.ndarray, int, dict[str, str]]:
+    """One galaxy as ``(image (C, H, W), mask, non-finite pixel count, sources)``, checked against
+    the settings fixed by the first galaxy; raises ValueError / FileNotFoundError otherwise."""
+    planes = _select_bands(_read_galaxy(entry, options.hdu), options.bands, options.explicit, entry)
+    shape = options.shape
+    if options.size is None and {p.data.shape for p in planes.values()} != {shape}:
+        raise ValueError(f"size: galaxy {_short(entry)} is {next(iter(planes.values())).data.shape} px, the "
+                         f"first galaxy {shape}; pass size= to crop or pad them")
+    target = options.zeropoint if options.zeropoint is not None else options.native_zeropoint
+    for plane in planes.values():
+        if plane.zeropoint is None and options.zeropoint is None:
+            raise ValueError(f"zeropoint: {plane.source} has no FLUXMAG0, MAGZERO-style or BUNIT "
+                             "calibration; pass zeropoint= (the AB zeropoint of its pixel unit)")
+        if options.zeropoint is None and abs(plane.zeropoint - target) > 1e-6:
+            raise ValueError(f"zeropoint: {plane.source} has zeropoint {plane.zeropoint:.6g}, the first "
+                             f"galaxy {target:.6g}; pass zeropoint= to convert them all to one flux unit")
+        if options.pixel_scale is None:
+            scale = plane.pixel_scale
+            if scale is None:
+                raise ValueError(f"pixel_scale: {plane.source} has no celestial WCS; pass pixel_scale=")
+            if abs(scale - options.native_pixel_scale) > 1e-3 * options.native_pixel_scale:
+                raise ValueError(f"pixel_scale: {plane.source} has {scale:.5g} arcsec/px, the first galaxy "
+                                 f"{options.native_pixel_scale:.5g}; resample them to one scale first")
+    images, mask, nan_pixels = _assemble([planes], options.bands, shape, target)
+    return images[0], mask[0], nan_pixels[0], {b: p.source for b, p in planes.items()}
+
+
+def _read_chunk(chunk: list[tuple[int, Any]], options: _ReadOptions,
+                compression: str | bool | None = False) -> dict[str, Any]:
+    """Read the galaxies of one chunk (in a worker): images (encoded as the store's chunks unless
+    ``compression`` is False) and per-galaxy columns, and the drops."""
+    images, masked, nonfinite, kept, sources, dropped = [], [], [], [], [], []
+    for index, entry in chunk:
+        try:
+            image, mask, bad, files = _galaxy(entry, options)
+        except (FileNotFoundError, ValueError) as exc:
+            if options.on_error == "raise":
+                raise
+            dropped.append({"index": index, "source": _short(entry), "reason": str(exc)})
+            continue
+        images.append(image)
+        masked.append(int(mask.sum()))
+        nonfinite.append(bad)
+        kept.append(index)
+        sources.append(json.dumps({b: str(f) for b, f in files.items()}))
+    stacked = np.stack(images) if images else None
+    if stacked is not None and compression is not False:
+        stacked = encode_images(stacked, compression)
+    return {"images": stacked, "n_masked_pixels": masked,
+            "n_nonfinite_pixels": nonfinite, "source_index": kept, "source_files": sources,
+            "dropped": dropped}
+
+
+def _first_galaxy(entries: list, options: _ReadOptions, start: int) -> tuple[_ReadOptions, list[dict]]:
+    """Fix bands, shape, flux unit and pixel scale from the first readable galaxy at or after ``start``."""
+    dropped = []
+    for index in range(start, len(entries)):
+        try:
+            planes = _select_bands(_read_galaxy(entries[index], options.hdu), options.bands, options.explicit,
+                                   entries[index])
+        except (FileNotFoundError, ValueError) as exc:
+            if options.on_error == "raise":
+                raise
+            dropped.append({"index": index, "source": _short(entries[index]), "reason": str(exc)})
+            continue
+        first = next(iter(planes.values()))
+        native = first.zeropoint
+        if native is None and options.zeropoint is None:
+            raise ValueError(f"zeropoint: {first.source} has no FLUXMAG0, MAGZERO-style or BUNIT "
+                             "calibration; pass zeropoint= (the AB zeropoint of its pixel unit)")
+        if options.pixel_scale is None and first.pixel_scale is None:
+            raise ValueError(f"pixel_scale: {first.source} has no celestial WCS; pass pixel_scale= "
+                             "(arcsec/px)")
+        shape = (options.size, options.size) if options.size is not None else first.data.shape
+        return replace(options, bands=tuple(planes), shape=tuple(shape), native_zeropoint=native,
+                       native_pixel_scale=first.pixel_scale), dropped
+    raise ValueError(f"paths: none of the {len(entries)} galaxies could be loaded")
+
+
+def _convert_to_store(entries: list, catalog: pd.DataFrame | None, options: _ReadOptions, out: Path,
+                      chunk_size: int, n_jobs: int | None, overwrite: bool, progress: bool) -> SurveyStore:
+    """``load_fits_cutouts(..., out=)``: read chunk by chunk (in a pool), append, resume."""
+    fingerprint = _fingerprint(entries, catalog, options)
+    store, options, start = _open_conversion(out, fingerprint, overwrite, options)
+    if store is not None and not store.writable:
+        return store
+    if store is None:
+        options, dropped = _first_galaxy(entries, options, 0)
+        store = _create_conversion_store(out, entries, catalog, options, fingerprint)
+        store.add_dropped(dropped)
+        start = dropped[-1]["index"] + 1 if dropped else 0
+    jobs = check_jobs(n_jobs, len(entries) - start, min_items=2000)
+    starts = range(start, len(entries), chunk_size)
+    pieces: Iterator = ([(i, entries[i]) for i in range(lo, min(lo + chunk_size, len(entries)))]
+                        for lo in starts)
+    results = imap_chunks(partial(_read_chunk, options=options, compression=store.compression), pieces,
+                          n_jobs=jobs, progress=progress, total=len(entries) - start, desc="FITS cutouts",
+                          size=len, max_pending=4 * jobs)
+    n_dropped = len(store.dropped)
+    for result in results:
+        if isinstance(result["images"], EncodedImages):
+            store.append_encoded(result["images"], _chunk_catalog(result, catalog))
+        elif result["images"] is not None:
+            store.append(Survey(images=result["images"], catalog=_chunk_catalog(result, catalog),
+                                bands=store.bands, pixel_scale=store.pixel_scale, zeropoint=store.zeropoint))
+        store.add_dropped(result["dropped"])
+        n_dropped += len(result["dropped"])
+    store.set_writer_state(entries_done=len(entries))
+    if n_dropped:
+        warnings.warn(f"load_fits_cutouts: skipped {n_dropped} of {len(entries)} galaxies "
+                      "(see store.dropped)", stacklevel=3)
+    store.close()
+    return open_store(out)
+
+
+def _chunk_catalog(result: dict[str, Any], catalog: pd.DataFrame | None) -> pd.DataFrame:
+    """The catalog rows of one chunk's galaxies with the columns the conversion adds."""
+    rows = pd.DataFrame(index=range(len(result["source_index"]))) if catalog is None else \
+        catalog.iloc[result["source_index"]].reset_index(drop=True)
+    for name in ("n_masked_pixels", "n_nonfinite_pixels", "source_index"):
+        rows[name] = np.asarray(result[name], dtype=np.int64)
+    rows["source_files"] = pd.Series(result["source_files"], dtype=object)
+    return rows
+
+
+def _create_conversion_store(out: Path, entries: list, catalog: pd.DataFrame | None, options: _ReadOptions,
+                             fingerprint: str) -> SurveyStore:
+    template_rows = pd.DataFrame(index=range(1)) if catalog is None else \
+        catalog.iloc[:1].reset_index(drop=True)
+    for name in ("n_masked_pixels", "n_nonfinite_pixels", "source_index"):
+        template_rows[name] = np.zeros(1, np.int64)
+    template_rows["source_files"] = pd.Series(["{}"], dtype=object)
+    zeropoint = options.zeropoint if options.zeropoint is not None else options.native_zeropoint
+    pixel_scale = options.pixel_scale if options.pixel_scale is not None else options.native_pixel_scale
+    template = Survey(images=np.zeros((1, len(options.bands), *options.shape), np.float32),
+                      catalog=template_rows, bands=options.bands, pixel_scale=pixel_scale,
+                      zeropoint=zeropoint)
+    meta = {"source": "galwidgets.data.load_fits_cutouts", "native_zeropoint": options.native_zeropoint,
+            "size": list(options.shape), "n_entries": len(entries), "conversion_fingerprint": fingerprint,
+            "options": {k: v for k, v in asdict(options).items() if k != "hdu"}}
+    return SurveyStore.create(out, template, meta=meta, overwrite=True)
+
+
+def _open_conversion(out: Path, fingerprint: str, overwrite: bool, options: _ReadOptions
+                     ) -> tuple[SurveyStore | None, _ReadOptions, int]:
+    """The store of this conversion at ``out`` (read-only when complete), the options it fixed and the
+    entry to resume at."""
+    if overwrite or not out.exists():
+        return None, options, 0
+    store = open_store(out)
+    if store.meta.get("conversion_fingerprint") != fingerprint:
+        store.close()
+        raise ValueError(f"out: {out} exists and holds another conversion (other paths or settings); pass "
+                         "overwrite=True to replace it, or another path")
+    fixed = store.meta["options"]
+    options = replace(options, bands=tuple(fixed["bands"]), shape=tuple(fixed["shape"]),
+                      native_zeropoint=fixed["native_zeropoint"],
+                      native_pixel_scale=fixed["native_pixel_scale"])
+    if store.writer_state.get("entries_done") == store.meta["n_entries"]:
+        return store, options, store.meta["n_entries"]
+    store.close()
+    store = open_store(out, mode="a")
+    done = store.catalog["source_index"]
+    start = int(done.max()) + 1 if len(done) else 0
+    store.truncate_dropped(start)
+    return store, options, start

@@ -9,7 +9,9 @@ the rendering in :mod:`galwidgets.data.render`, the instruments in
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +23,9 @@ from .instruments import BAND_WAVELENGTHS, Instrument, get_instrument
 from .population import draw_population
 from .render import galaxy_band_fluxes, render_catalog
 from .surveys import Survey
+
+if TYPE_CHECKING:
+    from .store import SurveyStore
 
 __all__ = ["simulate_survey"]
 
@@ -72,6 +77,23 @@ def _sky(inst: Instrument, bands, pixel_scale: float, zeropoint: float, sky_sigm
     return {b: inst.sky_sigma[b] * pixel_scale / inst.pixel_scale * unit for b in bands}
 
 
+#: Catalog rows turned into dicts at a time to compute the true magnitudes (a dict per row of a
+#: 200,000-galaxy catalog would take about a gigabyte).
+_MAGNITUDE_ROWS = 10_000
+
+
+def _add_true_magnitudes(catalog: pd.DataFrame, bands: Sequence[str], zeropoint: float) -> None:
+    """Add ``mag_<band>``, the true total AB magnitude of each galaxy, to ``catalog`` in place."""
+    mags: dict[str, list[float]] = {b: [] for b in bands}
+    for lo in range(0, len(catalog), _MAGNITUDE_ROWS):
+        rows = catalog.iloc[lo:lo + _MAGNITUDE_ROWS].to_dict("records")
+        for b in bands:
+            mags[b] += [zeropoint - 2.5 * np.log10(sum(galaxy_band_fluxes(r, b, zeropoint).values()))
+                        for r in rows]
+    for b in bands:
+        catalog[f"mag_{b}"] = mags[b]
+
+
 def simulate_survey(
     n: int,
     size: int = 64,
@@ -97,8 +119,10 @@ def simulate_survey(
     clumpy_evolution: float = 1.6,
     n_jobs: int | None = None,
     progress: bool = True,
-) -> Survey:
-    """Simulate a mock survey of galaxies with their truth catalog.
+    out: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> Survey | SurveyStore:
+    """Simulate a mock survey of galaxies with their truth catalog, in memory or into a store on disk.
 
     Parameters
     ----------
@@ -157,11 +181,21 @@ def simulate_survey(
         Rendering processes; default 1 below 500 galaxies, else all usable CPUs; -1 all CPUs.
     progress : bool
         Show a progress bar.
+    out : str or path-like, optional
+        Write the survey to this HDF5 :class:`~galwidgets.data.store.SurveyStore` instead of
+        returning it in memory: the galaxies are rendered chunk by chunk straight into the store
+        (:func:`~galwidgets.data.store.render_to_store`), so memory holds the catalog and a few
+        chunks, never the images. A run interrupted (even by ``kill -9``) resumes where it stopped
+        when called again with the same arguments; the images equal those of the in-memory call.
+    overwrite : bool
+        With ``out``: replace a store at ``out`` that holds another survey (other arguments), instead
+        of raising ``ValueError``.
 
     Returns
     -------
-    Survey
-        Images ``(n, len(bands), size, size)`` and the truth catalog of
+    Survey or SurveyStore
+        The Survey (or, with ``out``, the complete store opened read-only) holding
+        images ``(n, len(bands), size, size)`` and the truth catalog of
         :func:`galwidgets.data.population.draw_population` (or, for the evolving population,
         :func:`galwidgets.data.evolving.draw_evolving_population`, with ``type``, ``early_type`` and
         ``template``) plus ``mag_<band>`` (true total AB magnitude of the galaxy, with a merging
@@ -170,6 +204,9 @@ def simulate_survey(
     """
     n = check_positive_int(n, "n")
     size = check_positive_int(size, "size")
+    if out is not None and not isinstance(out, str | os.PathLike):
+        raise TypeError(f"out: expected a path (str or os.PathLike) of the store to write, got "
+                        f"{type(out).__name__}")
     inst = get_instrument(instrument)
     bands = as_bands(bands if bands is not None else inst.bands)
     unknown = [b for b in bands if b not in BAND_WAVELENGTHS]
@@ -210,35 +247,38 @@ def simulate_survey(
     seeing = rng.uniform(*inst.seeing, n)
     for b in bands:
         catalog[f"psf_fwhm_{b}"] = seeing * inst.fwhm_ratio(b) if fixed_psf is None else fixed_psf[b]
-    rows = catalog.to_dict("records")
-    for b in bands:
-        catalog[f"mag_{b}"] = [zeropoint - 2.5 * np.log10(sum(galaxy_band_fluxes(r, b, zeropoint).values()))
-                               for r in rows]
+    _add_true_magnitudes(catalog, bands, zeropoint)
 
-    images = render_catalog(
-        catalog, bands, size, pixel_scale, zeropoint, psf_profile=psf_profile,
-        sky_sigma=[sky[b] for b in bands], poisson_gain=poisson_gain,
-        n_jobs=check_jobs(n_jobs, n, min_items=500),
-        progress=progress,
-    )
-    return Survey(
-        images=images,
-        catalog=catalog,
-        bands=bands,
-        pixel_scale=pixel_scale,
-        zeropoint=zeropoint,
-        psf_fwhm={b: float(np.median(catalog[f"psf_fwhm_{b}"])) for b in bands},
-        meta={
-            "source": "galwidgets.data.simulate_survey",
-            "instrument": inst.name,
-            "seed": seed,
-            "redshift": list(redshift) if isinstance(redshift, tuple) else "per-galaxy array",
-            "mag_limit": mag_limit,
-            "mag_band": inst.mag_band,
-            "population": inst.population,
-            "psf_profile": psf_profile,
-            "sky_sigma": sky,
-            "poisson_gain": poisson_gain,
-        },
-    )
+    render_settings = {"bands": bands, "size": size, "pixel_scale": pixel_scale, "zeropoint": zeropoint,
+                       "psf_profile": psf_profile, "sky_sigma": [sky[b] for b in bands],
+                       "poisson_gain": poisson_gain}
+    psf_median = {b: float(np.median(catalog[f"psf_fwhm_{b}"])) for b in bands}
+    meta = {
+        "source": "galwidgets.data.simulate_survey",
+        "instrument": inst.name,
+        "seed": seed,
+        "redshift": list(redshift) if isinstance(redshift, tuple) else "per-galaxy array",
+        "mag_limit": mag_limit,
+        "mag_band": inst.mag_band,
+        "population": inst.population,
+        "psf_profile": psf_profile,
+        "sky_sigma": sky,
+        "poisson_gain": poisson_gain,
+    }
+    if out is not None:
+        return _simulate_into_store(catalog, out, render_settings, psf_median, meta, n_jobs=n_jobs,
+                                    progress=progress, overwrite=overwrite)
+    images = render_catalog(catalog, **render_settings, n_jobs=check_jobs(n_jobs, n, min_items=500),
+                            progress=progress)
+    return Survey(images=images, catalog=catalog, bands=bands, pixel_scale=pixel_scale, zeropoint=zeropoint,
+                  psf_fwhm=psf_median, meta=meta)
 
+
+def _simulate_into_store(catalog: pd.DataFrame, out: str | os.PathLike, render_settings: dict[str, Any],
+                         psf_fwhm: dict[str, float], meta: dict[str, Any], *, n_jobs: int | None,
+                         progress: bool, overwrite: bool) -> SurveyStore:
+    """Render the planned survey chunk by chunk into the store ``out`` (resuming the same survey)."""
+    from .store import render_to_store
+
+    return render_to_store(catalog, out, psf_fwhm=psf_fwhm, meta=meta, n_jobs=n_jobs, progress=progress,
+                           overwrite=overwrite, **render_settings)

@@ -4,6 +4,12 @@ A :class:`NoiseSchedule` is a frozen dataclass of tensors built by a named const
 (:meth:`NoiseSchedule.linear`, :meth:`NoiseSchedule.cosine`); it rebuilds from ``to_config()``.
 Notation follows Ho et al. (2020): ``β_t``, ``α_t = 1 - β_t``, ``ᾱ_t = ∏ α_s`` and
 ``q(x_t | x_0) = N(√ᾱ_t x_0, (1 - ᾱ_t) I)``; timesteps are integers ``0 .. T-1``.
+
+The same process seen as ``x = x_t / √ᾱ_t = x_0 + σ_t ε`` has the noise level
+``σ_t = √((1 - ᾱ_t) / ᾱ_t)`` (Song, Meng & Ermon 2021, §4.3; Karras et al. 2022, Table 1, "VP"):
+:attr:`NoiseSchedule.sigmas`, :meth:`NoiseSchedule.sigma_to_t` and :meth:`NoiseSchedule.t_to_sigma`
+map between the two, and :func:`sampling_sigmas` spaces the noise levels a sampler visits
+(uniform or quadratic in t, uniform in log-SNR, or Karras et al.'s ρ-spacing).
 """
 
 from __future__ import annotations
@@ -13,7 +19,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["NoiseSchedule"]
+from .._validation import check_positive
+
+__all__ = ["SIGMA_MAX", "SPACINGS", "NoiseSchedule", "karras_sigmas", "sampling_sigmas"]
+
+#: Names :func:`sampling_sigmas` accepts for the spacing of a sampler's noise levels.
+SPACINGS = ("uniform", "quadratic", "log_snr", "karras")
+#: Highest noise level samplers start from by default: Karras et al. (2022, §5) for data in [-1, 1].
+SIGMA_MAX = 80.0
 
 
 def _gather(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -101,6 +114,37 @@ class NoiseSchedule:
         a = self.alphas_cumprod
         return a / (1 - a)
 
+    @property
+    def sigmas(self) -> torch.Tensor:
+        """Noise level ``σ_t = √((1 - ᾱ_t) / ᾱ_t)`` of every timestep (rising with t), float64.
+
+        ``x_t / √ᾱ_t = x_0 + σ_t ε``: the variance-preserving process as a variance-exploding one
+        (Song et al. 2021, DDIM §4.3; Karras et al. 2022, Table 1). ``1 / σ_t²`` is the SNR.
+        """
+        a = self.alphas_cumprod
+        return ((1 - a) / a).sqrt()
+
+    def sigma_to_t(self, sigma: torch.Tensor | float) -> torch.Tensor:
+        """The (fractional) timestep of noise level ``sigma``, float64.
+
+        ``log σ`` is interpolated linearly between neighbouring integer timesteps (as k-diffusion's
+        ``DiscreteSchedule.sigma_to_t`` and diffusers' ``_sigma_to_t``); levels outside the
+        schedule's range map to 0 or T-1. The inverse of :meth:`t_to_sigma`.
+        """
+        log_sigmas = self.sigmas.log()
+        log_sigma = torch.as_tensor(sigma, dtype=torch.float64).clamp(min=1e-30).log()
+        low = (torch.searchsorted(log_sigmas, log_sigma, right=True) - 1).clamp(0, self.T - 2)
+        w = (log_sigma - log_sigmas[low]) / (log_sigmas[low + 1] - log_sigmas[low])
+        return low + w.clamp(0, 1)
+
+    def t_to_sigma(self, t: torch.Tensor | float) -> torch.Tensor:
+        """Noise level at a (fractional) timestep ``t`` in ``[0, T-1]``: ``log σ`` interpolated
+        linearly between integer timesteps, float64 (exact at integers)."""
+        t = torch.as_tensor(t, dtype=torch.float64).clamp(0, self.T - 1)
+        low = t.floor().long().clamp(max=self.T - 2)
+        log_sigmas = self.sigmas.log()
+        return ((1 - (t - low)) * log_sigmas[low] + (t - low) * log_sigmas[low + 1]).exp()
+
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Draw ``x_t ~ q(x_t | x_0) = N(√ᾱ_t x_0, (1 - ᾱ_t) I)`` (Ho et al. 2020, eq. 4)."""
         if noise is None:
@@ -147,6 +191,84 @@ class NoiseSchedule:
         ) * x_t
         variance = beta * (1 - ab_prev) / (1 - ab)
         return mean, variance
+
+
+def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
+    """``n`` noise levels from ``sigma_max`` down to ``sigma_min`` of Karras et al. (2022), eq. 5.
+
+    ``σ_i = (σ_max^{1/ρ} + i/(n-1) (σ_min^{1/ρ} - σ_max^{1/ρ}))^ρ``, ``i = 0 .. n-1``: ``ρ = 7``
+    (their choice) packs the steps towards low noise, ``ρ = 1`` spaces them evenly in σ and
+    ``ρ → ∞`` evenly in log σ. Float64, without the final 0.
+    """
+    rho = check_positive(rho, "rho")
+    if not 0 < sigma_min < sigma_max:
+        raise ValueError(f"sigma_min, sigma_max: expected 0 < sigma_min < sigma_max, got {sigma_min!r}, "
+                         f"{sigma_max!r}")
+    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
+    high, low = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
+    return (high + ramp * (low - high)) ** rho
+
+
+def sampling_sigmas(
+    schedule: NoiseSchedule,
+    steps: int,
+    spacing: str = "karras",
+    rho: float = 7.0,
+    sigma_min: float | None = None,
+    sigma_max: float | None = SIGMA_MAX,
+) -> torch.Tensor:
+    """The noise levels a ``steps``-step sampler visits: ``steps`` levels from high to low, then 0.
+
+    Parameters
+    ----------
+    schedule : NoiseSchedule
+        Bounds the range to its own, ``σ_0 .. σ_{T-1}``.
+    steps : int
+        Number of noise levels before the final 0, in ``1 .. T``.
+    spacing : {"uniform", "quadratic", "log_snr", "karras"}
+        ``"uniform"``: timesteps evenly spaced from ``t(sigma_max)`` to ``t(sigma_min)`` (DDIM's
+        grid, Song et al. 2021, §4.2, but fractional; k-diffusion's ``get_sigmas``);
+        ``"quadratic"``: ``t_i = t_min + (t_max - t_min) (1 - i/(steps-1))²``, dense at low noise
+        (Song et al. 2021, Appendix D.2; DPM-Solver's "time_quadratic"); ``"log_snr"``: evenly
+        in ``log σ = -log-SNR/2`` (DPM-Solver's "logSNR", Lu et al. 2022, §3.3; diffusers'
+        ``use_exponential_sigmas``); ``"karras"``: :func:`karras_sigmas` with ``rho``
+        (diffusers' ``use_karras_sigmas``).
+    rho : float
+        Exponent of the Karras spacing (> 0).
+    sigma_min, sigma_max : float or None
+        The range, within the schedule's; None for the schedule's own end. ``sigma_max`` defaults
+        to 80, Karras et al.'s (2022, §5) choice for data in ``[-1, 1]``: above it the data add
+        less than 1/6400 to the variance of ``x``, so a sampler starting there from pure noise
+        loses nothing, while a cosine schedule's ``σ_{T-1} = 2·10⁴`` would spend steps on noise
+        (with the spacings that follow σ, log-SNR and Karras, a step from 2·10⁴ to ~10³ is wasted).
+
+    Returns
+    -------
+    torch.Tensor
+        ``steps + 1`` noise levels, float64, falling, the last one 0.
+    """
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule: expected a NoiseSchedule, got {type(schedule).__name__}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= schedule.T:
+        raise ValueError(f"steps: expected an integer in 1..{schedule.T} (the schedule's T), got {steps!r}")
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing: expected one of {', '.join(map(repr, SPACINGS))}, got {spacing!r}")
+    rho = check_positive(rho, "rho")
+    low, high = schedule.sigmas[0].item(), schedule.sigmas[-1].item()
+    low = low if sigma_min is None else max(low, check_positive(sigma_min, "sigma_min"))
+    high = high if sigma_max is None else min(high, check_positive(sigma_max, "sigma_max"))
+    if not low < high:
+        raise ValueError(f"sigma_min, sigma_max: expected sigma_min < sigma_max, got {low!r}, {high!r}")
+    ramp = torch.linspace(0, 1, steps, dtype=torch.float64)
+    if spacing == "karras":
+        sigmas = karras_sigmas(steps, low, high, rho)
+    elif spacing == "log_snr":
+        sigmas = (math.log(high) + ramp * (math.log(low) - math.log(high))).exp()
+    else:
+        t_high, t_low = schedule.sigma_to_t(high), schedule.sigma_to_t(low)
+        fraction = 1 - ramp if spacing == "uniform" else (1 - ramp) ** 2
+        sigmas = schedule.t_to_sigma(t_low + (t_high - t_low) * fraction)
+    return torch.cat([sigmas, sigmas.new_zeros(1)])
 
 
 def _check_T(T: int) -> int:

@@ -188,12 +188,19 @@ def binned_kl(p: Any, q: Any, bins: int = 10, *, epsilon: float = 1e-10) -> floa
         raise ValueError(f"epsilon: expected a positive number, got {epsilon!r}")
     u = np.asarray(p, dtype=float).ravel()
     v = np.asarray(q, dtype=float).ravel()
-    u, v = u[np.isfinite(u)], v[np.isfinite(v)]
+    return _histogram_kl(u[np.isfinite(u)], v[np.isfinite(v)], bins, epsilon)
+
+
+def _histogram_kl(u: np.ndarray, v: np.ndarray, bins: int, epsilon: float,
+                  value_range: tuple[float, float] | None = None) -> float:
+    """KL(P || Q) of finite samples ``u``, ``v`` on ``bins`` equal bins of ``value_range`` (default: their
+    joint minimum to maximum; values beyond it count in the end bins); see :func:`binned_kl`."""
     if len(u) == 0 or len(v) == 0:
         return float("nan")
-    lo, hi = min(u.min(), v.min()), max(u.max(), v.max())
+    lo, hi = value_range if value_range is not None else (min(u.min(), v.min()), max(u.max(), v.max()))
     if hi == lo:
         return 0.0
+    u, v = np.clip(u, lo, hi), np.clip(v, lo, hi)  # values beyond a given range count in the end bins
     hp = np.histogram(u, bins=bins, range=(lo, hi))[0] / len(u) + epsilon
     hq = np.histogram(v, bins=bins, range=(lo, hi))[0] / len(v) + epsilon
     hp, hq = hp / hp.sum(), hq / hq.sum()
@@ -209,13 +216,28 @@ def galaxy_kl_loss(
     redshift_bins: Sequence[float] | int = 5,
     bins: int = 10,
     min_galaxies: int = 10,
+    value_range: str = "pooled",
 ) -> pd.DataFrame:
     """Per-redshift-bin KL divergence of galaxy properties, real versus generated.
 
-    For each redshift bin and property, :func:`binned_kl` (real || generated) of the property's
-    distribution; the "galaxy KL loss" of the redshift-conditioning comparison of a conditional
-    DDPM and a conditional VAE, where a model that reproduces how morphology evolves with redshift
-    scores low in every bin.
+    The "galaxy KL loss" of Li et al. (2024, arXiv:2407.07229, Sect. 3): in each redshift bin and
+    for each property, the Kullback-Leibler divergence KL(real || generated) between histograms of
+    ``bins`` (10 in the paper) equal bins between the minimum and the maximum of the property. A
+    conditional generator that reproduces how morphology evolves with redshift scores low in every
+    bin.
+
+    The paper does not say over which galaxies the minimum and maximum are taken; ``value_range``
+    chooses. The default, ``"pooled"``, takes them in each redshift bin over the real and generated
+    galaxies of that bin together (:func:`binned_kl`): no compared galaxy falls outside the
+    histogram, and each redshift bin is resolved on its own scale (isophotal areas at z > 1 span a
+    small part of those at z < 0.5, and one range for all redshifts would put them in one or two
+    bins). Its weakness: extreme generated values (a Sérsic fit stopped at its bound ``n = 8``, say)
+    widen the range and coarsen the histogram for both samples, so that a model producing outliers
+    can score *better* than one that does not. ``"global"`` takes one range per property over all
+    real and generated galaxies of all redshift bins, so every redshift bin is histogrammed on the
+    same bins (with the same weakness). ``"real"`` takes it in each redshift bin from the real
+    galaxies alone and counts generated values beyond it in the first or last bin: the histogram is
+    the real population's whatever the model does.
 
     Parameters
     ----------
@@ -228,18 +250,23 @@ def galaxy_kl_loss(
     redshift : str
         Name of the redshift column.
     redshift_bins : int or sequence of float
-        Number of equal-count (quantile) bins of the real redshifts, or explicit bin edges.
+        Number of equal-count (quantile) bins of the real redshifts, or explicit bin edges (Li et
+        al. 2024: ``(0, 0.5, 1, 1.5, 2, 3)``). Bins are half-open ``[lo, hi)`` but for the last,
+        which includes its upper edge; galaxies outside the edges are not used.
     bins : int
-        Histogram bins of :func:`binned_kl`.
+        Histogram bins of each property.
     min_galaxies : int
         A redshift bin with fewer real or generated galaxies gets NaN rather than a noisy value.
+    value_range : {"pooled", "global", "real"}
+        Where the histogram's minimum and maximum come from (see above).
 
     Returns
     -------
     pandas.DataFrame
         One row per redshift bin: ``z_min``, ``z_max``, ``n_real``, ``n_generated``, one KL column
-        per property, and ``total`` (their sum). ``df.attrs["mean"]`` holds the mean over bins of
-        each property and of the total.
+        (nats) per property, and ``total`` (their sum). ``df.attrs["mean"]`` holds the mean over
+        bins (those with a value) of each property and of the total; ``df.attrs["value_range"]``
+        the choice made.
     """
     for name, table in (("real", real), ("generated", generated)):
         if not isinstance(table, pd.DataFrame):
@@ -247,23 +274,48 @@ def galaxy_kl_loss(
         missing = [c for c in (redshift, *properties) if c not in table.columns]
         if missing:
             raise ValueError(f"{name}: missing columns {missing}; it has {list(table.columns)}")
+    if value_range not in ("pooled", "global", "real"):
+        raise ValueError(f"value_range: expected 'pooled', 'global' or 'real', got {value_range!r}")
+    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
+        raise ValueError(f"bins: expected a positive integer number of histogram bins, got {bins!r}")
     edges = _redshift_edges(real[redshift].to_numpy(float), redshift_bins)
+    masks = [(_in_bin(real[redshift], lo, hi, hi == edges[-1]),
+              _in_bin(generated[redshift], lo, hi, hi == edges[-1])) for lo, hi in itertools.pairwise(edges)]
+    ranges = _global_ranges(real, generated, properties, masks) if value_range == "global" else {}
     rows = []
-    for lo, hi in itertools.pairwise(edges):
-        last = hi == edges[-1]
-        in_real = _in_bin(real[redshift], lo, hi, last)
-        in_gen = _in_bin(generated[redshift], lo, hi, last)
+    for (lo, hi), (in_real, in_gen) in zip(itertools.pairwise(edges), masks, strict=True):
         row: dict[str, float] = {"z_min": lo, "z_max": hi, "n_real": int(in_real.sum()),
                                  "n_generated": int(in_gen.sum())}
         enough = min(row["n_real"], row["n_generated"]) >= min_galaxies
         for prop in properties:
-            row[prop] = binned_kl(real.loc[in_real, prop], generated.loc[in_gen, prop], bins) \
-                if enough else float("nan")
+            u, v = _finite_values(real.loc[in_real, prop]), _finite_values(generated.loc[in_gen, prop])
+            span = (u.min(), u.max()) if value_range == "real" and len(u) else ranges.get(prop)
+            row[prop] = _histogram_kl(u, v, int(bins), 1e-10, span) if enough else float("nan")
         row["total"] = float(sum(row[prop] for prop in properties))
         rows.append(row)
     table = pd.DataFrame(rows)
     table.attrs["mean"] = {c: float(table[c].mean()) for c in (*properties, "total")}
+    table.attrs["value_range"] = value_range
     return table
+
+
+def _finite_values(column: pd.Series) -> np.ndarray:
+    values = column.to_numpy(float)
+    return values[np.isfinite(values)]
+
+
+def _global_ranges(real: pd.DataFrame, generated: pd.DataFrame, properties: Sequence[str],
+                   masks: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, tuple[float, float]]:
+    """Minimum and maximum of each property over the real and generated galaxies of all redshift bins."""
+    in_real = np.logical_or.reduce([m[0] for m in masks])
+    in_gen = np.logical_or.reduce([m[1] for m in masks])
+    ranges = {}
+    for prop in properties:
+        values = np.concatenate([_finite_values(real.loc[in_real, prop]),
+                                 _finite_values(generated.loc[in_gen, prop])])
+        if len(values):
+            ranges[prop] = (float(values.min()), float(values.max()))
+    return ranges
 
 
 def _redshift_edges(z: np.ndarray, redshift_bins: Sequence[float] | int) -> np.ndarray:

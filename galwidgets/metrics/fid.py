@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from .._device import resolve_device
 from .._validation import as_bands, as_images, check_positive, check_positive_int
+from . import chunked
 from ._inception import (
     WEIGHTS_FILE,
     WEIGHTS_URL,
@@ -40,6 +41,7 @@ from ._inception import (
     pool3_features,
     resolve_weights,
 )
+from .chunked import is_store
 
 __all__ = [
     "fid",
@@ -430,10 +432,76 @@ def inception_features(
     return {band: out[:, i] for i, band in enumerate(bands)}
 
 
-def _features_of(data: Any, name: str, bands: Sequence[str] | None, kwargs: dict) -> dict[str, np.ndarray]:
+def _features_of(data: Any, name: str, bands: Sequence[str] | None, kwargs: dict,
+                 kid_sample: int = 0) -> dict[str, Any]:
+    """Features per band: arrays, or for an on-disk store :class:`_RunningGaussian` statistics."""
     if isinstance(data, Mapping):
         return {str(k): _as_features(v, f"{name}[{k!r}]") for k, v in data.items()}
+    if is_store(data):
+        return _store_statistics(data, bands, kwargs, kid_sample)
     return inception_features(data, bands=bands, **kwargs)
+
+
+class _RunningGaussian:
+    """Mean and covariance of features seen a chunk at a time (Chan, Golub & LeVeque 1979 update),
+    plus an optional random subsample of the features (for KID)."""
+
+    def __init__(self) -> None:
+        self.n, self.mean, self.m2 = 0, None, None
+        self.sample: list[np.ndarray] = []
+
+    def update(self, x: np.ndarray) -> None:
+        x = np.asarray(x, dtype=np.float64)
+        k, mean_b = len(x), x.mean(axis=0)
+        centred = x - mean_b
+        m2_b = centred.T @ centred
+        if self.n == 0:
+            self.n, self.mean, self.m2 = k, mean_b, m2_b
+            return
+        delta, total = mean_b - self.mean, self.n + k
+        self.mean = self.mean + delta * (k / total)
+        self.m2 = self.m2 + m2_b + np.outer(delta, delta) * (self.n * k / total)
+        self.n = total
+
+    def statistics(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if self.n < 2:
+            raise ValueError(f"{name}: expected at least 2 galaxies, got {self.n}")
+        return self.mean, self.m2 / (self.n - 1)
+
+
+def _store_statistics(store: Any, bands: Sequence[str] | None, kwargs: dict, kid_sample: int
+                      ) -> dict[str, _RunningGaussian]:
+    """Inception feature statistics per band of every galaxy of a store, a chunk at a time."""
+    opts = dict(kwargs)
+    progress = opts.pop("progress", True)
+    keep = np.zeros(len(store), bool)
+    if kid_sample:
+        keep[np.random.default_rng(0).choice(len(store), min(kid_sample, len(store)), replace=False)] = True
+    stats: dict[str, _RunningGaussian] = {}
+    step = chunked.STORE_CHUNK
+    starts = range(0, len(store), step)
+    for start, part in tqdm(zip(starts, store.chunks(step)), total=len(starts), unit="chunk",
+                            desc="Inception features", disable=not progress):
+        features = inception_features(part, bands=bands, progress=False, **opts)
+        chosen = keep[start:start + len(part)]
+        for band, values in features.items():
+            running = stats.setdefault(band, _RunningGaussian())
+            running.update(values)
+            if chosen.any():
+                running.sample.append(values[chosen])
+    return stats
+
+
+def _statistics(features: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(features, _RunningGaussian):
+        return features.statistics(name)
+    return gaussian_statistics(features)
+
+
+def _kid_features(features: Any) -> np.ndarray:
+    if isinstance(features, _RunningGaussian):
+        return np.concatenate(features.sample)
+    return features
 
 
 def fid(
@@ -449,6 +517,7 @@ def fid(
     method: str = "eigh",
     softening: float | Sequence[float] = 0.02,
     upper: float | Sequence[float] = 20.0,
+    kid_sample: int = 10_000,
 ) -> dict[str, float]:
     """Fréchet Inception Distance per band and its mean (Heusel et al. 2017).
 
@@ -460,9 +529,13 @@ def fid(
 
     Parameters
     ----------
-    a, b : Survey, array (N, C, H, W), or dict of band to features
+    a, b : Survey, SurveyStore, array (N, C, H, W), or dict of band to features
         The two sets (``b`` is conventionally the real, reference set). A dict as returned by
-        :func:`inception_features` skips the network, so reference features can be reused.
+        :func:`inception_features` skips the network, so reference features can be reused. An
+        on-disk :class:`~galwidgets.data.store.SurveyStore` is passed through the network a chunk at
+        a time, keeping only each band's running mean and covariance (and, with ``kid``, the
+        features of a seeded random sample of ``kid_sample`` galaxies), so memory does not grow
+        with the store.
     bands : sequence of str, optional
         Names of the channels of image inputs; default the Survey's, else ``("g", "r", "z")``.
     weights, batch_size, device, progress, softening, upper
@@ -470,6 +543,8 @@ def fid(
     kid : bool
         Also compute the kernel inception distance per band (:func:`kid` with its defaults):
         adds ``kid_<band>``, ``kid_std_<band>`` and ``kid_mean``.
+    kid_sample : int
+        Galaxies of an on-disk store whose features KID uses.
     method : {"eigh", "sqrtm"}
         Matrix square root of :func:`frechet_distance`. The default ``"eigh"`` equals the
         reference ``"sqrtm"`` to ~1e-6 and is much faster (seconds instead of ~15-30 s per band
@@ -492,17 +567,25 @@ def fid(
     if method not in _METHODS:
         raise ValueError(f"method: expected one of {_METHODS}, got {method!r}")
     for data, name in ((a, "a"), (b, "b")):  # validate both before the slow part
-        if not isinstance(data, Mapping):
+        if not isinstance(data, Mapping) and not is_store(data):
             as_images(data, name)
-    fa = _features_of(a, "a", bands, opts)
-    fb = _features_of(b, "b", bands, opts)
+    sample = check_positive_int(kid_sample, "kid_sample") if kid else 0
+    fa = _features_of(a, "a", bands, opts, sample)
+    fb = _features_of(b, "b", bands, opts, sample)
     if set(fa) != set(fb):
         raise ValueError(f"b: expected the bands of a {list(fa)}, got {list(fb)}")
-    result = {band: _frechet_from_features(fa[band], fb[band], method) for band in fa}
+    result = {}
+    for band in fa:
+        if isinstance(fa[band], _RunningGaussian) or isinstance(fb[band], _RunningGaussian):
+            stats = (*_statistics(fa[band], "a"), *_statistics(fb[band], "b"))
+            result[band] = frechet_distance(*stats, method=method)
+        else:
+            result[band] = _frechet_from_features(fa[band], fb[band], method)
     result["mean"] = float(np.mean([result[band] for band in fa]))
     if kid:
         for band in fa:
-            result[f"kid_{band}"], result[f"kid_std_{band}"] = _kid(fa[band], fb[band])
+            result[f"kid_{band}"], result[f"kid_std_{band}"] = _kid(_kid_features(fa[band]),
+                                                                    _kid_features(fb[band]))
         result["kid_mean"] = float(np.mean([result[f"kid_{band}"] for band in fa]))
     return result
 
@@ -586,6 +669,8 @@ def morphology_features(
 def _morphology_table(data: Any, name: str, kwargs: dict) -> pd.DataFrame:
     if isinstance(data, pd.DataFrame):
         table = data.dropna()
+    elif is_store(data):  # photometry and gini_m20 stream it
+        table = morphology_features(data, **kwargs)
     else:
         as_images(data, name, allow_nan=True)  # errors name the argument
         table = morphology_features(data, **kwargs)
@@ -603,8 +688,9 @@ def frechet_morphology_distance(a: Any, b: Any, *, method: str = "sqrtm", **feat
 
     Parameters
     ----------
-    a, b : Survey, array (N, C, H, W) or DataFrame
-        Images, or tables from :func:`morphology_features` (same columns).
+    a, b : Survey, SurveyStore, array (N, C, H, W) or DataFrame
+        Images, or tables from :func:`morphology_features` (same columns). An on-disk store is
+        measured a chunk at a time (only the feature table is kept).
     method : {"sqrtm", "eigh"}
         See :func:`frechet_distance`.
     **feature_kwargs

@@ -29,8 +29,9 @@ import numpy as np
 import pandas as pd
 import statmorph
 
-from .._parallel import check_jobs, map_chunks
+from .._parallel import check_jobs, imap_chunks
 from .._validation import as_images, band_index, check_positive, check_positive_int
+from . import chunked
 from .segmentation import central_segmap
 
 __all__ = [
@@ -330,6 +331,7 @@ def morphology(
     contrast: float = 0.001,
     chunk_size: int | None = None,
     start_method: str | None = None,
+    scheduler: Any = None,
     **statmorph_kwargs: Any,
 ) -> pd.DataFrame:
     """statmorph morphology of the central galaxy of every cutout, in parallel.
@@ -341,8 +343,10 @@ def morphology(
 
     Parameters
     ----------
-    images : Survey or array (N, C, H, W)
+    images : Survey, SurveyStore or array (N, C, H, W)
         Flux images; a Survey also supplies ``bands`` and ``pixel_scale``. NaN pixels are masked.
+        An on-disk :class:`~galwidgets.data.store.SurveyStore` is read a chunk at a time as the
+        stamps are handed to the workers.
     band : str or int, optional
         Band to measure (name or channel index); default ``"r"`` if present, else the middle band.
     bands : sequence of str, optional
@@ -374,6 +378,11 @@ def morphology(
         ``"loky"``, which works from scripts without a ``__main__`` guard, notebooks and dask
         workers. ``"fork"`` starts faster but can hang when the parent runs threads (torch,
         Jupyter).
+    scheduler : None, "local", address, distributed.Client or cluster
+        Measure the stamps as tasks of a dask.distributed cluster (an address such as
+        ``"tcp://10.0.0.5:8786"``, a ``Client``, or e.g. ``LocalCluster``) instead of the local
+        process pool, as :func:`galwidgets.run_batch` does; ``n_jobs`` and ``start_method`` are then
+        ignored. The table is the same.
     **statmorph_kwargs
         Passed to :class:`statmorph.SourceMorphology` (e.g. ``cutout_extent``, ``skybox_size``,
         ``psf``).
@@ -403,11 +412,16 @@ def morphology(
     A clean sample is usually ``flag & (no_source | failed | edge) == 0`` and ``statmorph_flag <= 1``
     (Rodriguez-Gomez et al. 2019 recommend ``flag == 0`` for the most reliable values).
     """
-    if hasattr(images, "bands") and hasattr(images, "images"):
+    store = images if chunked.is_store(images) else None
+    if hasattr(images, "bands") and (hasattr(images, "images") or store is not None):
         pixel_scale = pixel_scale or images.pixel_scale
-    arr = as_images(images, "images", allow_nan=True)
-    n, n_channels = arr.shape[:2]
-    channel, _ = band_index(band, bands, n_channels, images)
+    if store is not None:
+        n, n_channels = len(store), len(store.bands)
+        channel, _ = band_index(band, bands or store.bands, n_channels)
+    else:
+        arr = as_images(images, "images", allow_nan=True)
+        n, n_channels = arr.shape[:2]
+        channel, _ = band_index(band, bands, n_channels, images)
     pixel_scale = check_positive(pixel_scale or _DEFAULT_PIXEL_SCALE, "pixel_scale")
     gain = None if gain is None else check_positive(gain, "gain")
     sigmas = _sky_sigmas(sky_sigma, n)
@@ -420,15 +434,27 @@ def morphology(
     options = {"segmentation": segmentation, "gain": gain, "include_sersic": bool(include_sersic),
                "statmorph": dict(statmorph_kwargs)}
 
-    stamps = np.ascontiguousarray(arr[:, channel])
     if chunk_size is None:
         chunk_size = max(1, min(16, math.ceil(n / (16 * min(n_jobs, n)))))
-    chunks = [(stamps[i:i + chunk_size], sigmas[i:i + chunk_size]) for i in range(0, n, chunk_size)]
-    parts = map_chunks(partial(_measure_chunk, options=options), chunks, n_jobs=n_jobs,
-                       progress=progress, desc="statmorph", size=lambda c: len(c[0]),
-                       start_method=start_method, quiet=True)
+    if store is not None:
+        chunks = _store_tasks(store, channel, sigmas, chunk_size)
+    else:
+        stamps = np.ascontiguousarray(arr[:, channel])
+        chunks = [(stamps[i:i + chunk_size], sigmas[i:i + chunk_size]) for i in range(0, n, chunk_size)]
+    parts = imap_chunks(partial(_measure_chunk, options=options), chunks, n_jobs=n_jobs,
+                        scheduler=scheduler, progress=progress, desc="statmorph", size=lambda c: len(c[0]),
+                        total=n, start_method=start_method, quiet=True)
     rows = [row for part in parts for row in part]
     return _table(rows, pixel_scale)
+
+
+def _store_tasks(store: Any, channel: int, sigmas: Sequence[float | None], size: int) -> Any:
+    """``(stamps, sky sigmas)`` tasks of ``size`` galaxies, read from the store a chunk at a time."""
+    step = chunked.STORE_CHUNK
+    for lo in range(0, len(store), step):
+        block = np.ascontiguousarray(store.read_images(slice(lo, lo + step))[:, channel])
+        for i in range(0, len(block), size):
+            yield block[i:i + size], sigmas[lo + i:lo + i + size]
 
 
 def _table(rows: Sequence[dict[str, Any]], pixel_scale: float) -> pd.DataFrame:

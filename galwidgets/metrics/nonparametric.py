@@ -57,6 +57,8 @@ from scipy import ndimage as ndi
 from tqdm.auto import tqdm
 
 from .._validation import as_images, band_index, check_positive, check_positive_int
+from . import chunked
+from .chunked import is_store
 from .segmentation import central_segmap
 
 __all__ = ["LOTZ_2008", "NONPARAMETRIC_FLAGS", "batched_central_segmaps", "gini", "gini_m20", "m20"]
@@ -593,8 +595,9 @@ def gini_m20(
 
     Parameters
     ----------
-    images : Survey or array (N, C, H, W)
-        Background-subtracted flux images; NaN pixels are masked.
+    images : Survey, SurveyStore or array (N, C, H, W)
+        Background-subtracted flux images; NaN pixels are masked. An on-disk
+        :class:`~galwidgets.data.store.SurveyStore` is measured a chunk at a time (same table).
     band : str or int, optional
         Band to measure, by name or channel index; default ``"r"`` if present, else the middle.
     bands : sequence of str, optional
@@ -640,6 +643,10 @@ def gini_m20(
     0.001 (0.005) and 0.002 (0.008) with ``deblend=True``; 10,000 galaxies take about 20 s on two
     busy CPU cores (``benchmarks/bench_morphology.py``).
     """
+    if is_store(images):
+        return _gini_m20_store(images, band=band, bands=bands, segmaps=segmaps, deblend=deblend,
+                               n_sigma=n_sigma, n_pixels=n_pixels, subtract_sky=subtract_sky,
+                               keep_edge=keep_edge, batch_size=batch_size, progress=progress)
     arr = as_images(images, "images", allow_nan=True)
     channel, _ = band_index(band, bands, arr.shape[1], images)
     n_sigma = check_positive(n_sigma, "n_sigma")
@@ -677,3 +684,20 @@ def gini_m20(
     table["n_pixels_gini"] = table["n_pixels_gini"].astype(np.int64)
     return table
 
+
+
+def _gini_m20_store(store: Any, *, segmaps: Any, progress: bool, **kwargs: Any) -> pd.DataFrame:
+    """:func:`gini_m20` of an on-disk store, :data:`~galwidgets.data.store.STORE_CHUNK` galaxies at a time."""
+    if segmaps is not None:
+        segmaps = np.asarray(segmaps)
+        if segmaps.shape != (len(store), *store.image_shape[1:]):
+            raise ValueError(f"segmaps: expected integer label maps shaped "
+                             f"{(len(store), *store.image_shape[1:])}, got {segmaps.dtype} {segmaps.shape}")
+    parts = []
+    step = chunked.STORE_CHUNK
+    starts = range(0, len(store), step)
+    for start, part in tqdm(zip(starts, store.chunks(step)), total=len(starts), desc="Gini/M20",
+                            unit="chunk", disable=not progress or len(starts) < 2):
+        labels = None if segmaps is None else segmaps[start:start + len(part)]
+        parts.append(gini_m20(part, segmaps=labels, progress=False, **kwargs))
+    return pd.concat(parts, ignore_index=True)

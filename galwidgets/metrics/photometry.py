@@ -17,6 +17,7 @@ import pandas as pd
 from photutils.aperture import CircularAperture
 
 from .._validation import as_bands, as_images, check_positive
+from .chunked import is_store, table_by_chunks
 
 __all__ = [
     "CONVENTIONS", "FLAGS", "aperture_weights", "background", "colour_names", "photometry",
@@ -124,8 +125,10 @@ def photometry(
 
     Parameters
     ----------
-    images : Survey or array (N, C, H, W)
-        Flux images; a Survey also supplies ``bands``, ``zeropoint`` and ``pixel_scale``.
+    images : Survey, SurveyStore or array (N, C, H, W)
+        Flux images; a Survey also supplies ``bands``, ``zeropoint`` and ``pixel_scale``. An on-disk
+        :class:`~galwidgets.data.store.SurveyStore` is measured a chunk at a time (same table, memory
+        of one chunk).
     zeropoint : float, optional
         AB zeropoint of the flux unit; default the Survey's, else 22.5 (nanomaggies).
     aperture_radius : float
@@ -178,6 +181,11 @@ def photometry(
     """
     if convention not in CONVENTIONS:
         raise ValueError(f"convention: expected one of {CONVENTIONS}, got {convention!r}")
+    if is_store(images):
+        return table_by_chunks(photometry, images, zeropoint=zeropoint, aperture_radius=aperture_radius,
+                               bands=bands, pixel_scale=pixel_scale, center=center,
+                               background_method=background_method, corner_size=corner_size,
+                               r_half_band=r_half_band, method=method, convention=convention)
     if convention == "smith2022":
         _check_smith2022(zeropoint, center, method, corner_size, background_method)
         zeropoint, corner_size = 22.5, 20

@@ -33,8 +33,9 @@ from astropy.modeling.models import Sersic2D
 from photutils.segmentation import SegmentationImage, SourceCatalog
 from scipy.special import gammaincinv
 
-from .._parallel import check_jobs, map_chunks
+from .._parallel import check_jobs, imap_chunks
 from .._validation import as_images, band_index, check_finite, check_positive, check_positive_int
+from . import chunked
 from .segmentation import CentralSegmentation, central_segmap
 
 __all__ = ["SHAPE_FLAGS", "galaxy_fitting_loss", "isophotal_shapes"]
@@ -58,10 +59,31 @@ N_BOUNDS = (0.3, 8.0)
 # --------------------------------------------------------------------------------------------------
 
 
+class _StoreBand:
+    """The stamps of one band of an on-disk store, read :data:`~galwidgets.data.store.STORE_CHUNK`
+    galaxies at a time and handed out in tasks of ``size``."""
+
+    def __init__(self, store: Any, channel: int) -> None:
+        self.store, self.channel = store, channel
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def tasks(self, size: int) -> Any:
+        step = chunked.STORE_CHUNK
+        for lo in range(0, len(self.store), step):
+            block = self.store.read_images(slice(lo, lo + step))[:, self.channel].astype(np.float64)
+            for i in range(0, len(block), size):
+                yield block[i:i + size]
+
+
 def _select_band(
     images: Any, band: str | int | None, bands: Sequence[str] | None
-) -> tuple[np.ndarray, str]:
-    """The ``(N, H, W)`` float64 stamps of one band and its name."""
+) -> tuple[np.ndarray | _StoreBand, str]:
+    """The ``(N, H, W)`` float64 stamps of one band (for a store: read in chunks) and its name."""
+    if chunked.is_store(images):
+        index, bands = band_index(band, bands or images.bands, len(images.bands))
+        return _StoreBand(images, index), bands[index]
     arr = as_images(images, "images", allow_nan=True)
     index, bands = band_index(band, bands, arr.shape[1], images)
     name = bands[index] if bands else str(index)
@@ -69,7 +91,8 @@ def _select_band(
 
 
 def _survey_value(images: Any, attr: str, value: float | None, default: float) -> float:
-    if value is None and hasattr(images, attr) and hasattr(images, "images"):
+    survey_like = hasattr(images, "images") or chunked.is_store(images)
+    if value is None and hasattr(images, attr) and survey_like:
         value = getattr(images, attr)
     return default if value is None else value
 
@@ -79,15 +102,20 @@ def _apply(chunk: np.ndarray, func: Callable[[np.ndarray], dict[str, float]]) ->
 
 
 def _run(
-    func: Callable[..., dict[str, float]], stamps: np.ndarray, n_jobs: int | None, progress: bool, desc: str,
-    **kwargs: Any,
+    func: Callable[..., dict[str, float]], stamps: np.ndarray | _StoreBand, n_jobs: int | None,
+    progress: bool, desc: str, scheduler: Any = None, **kwargs: Any,
 ) -> list[dict[str, float]]:
-    """``func(stamp, **kwargs)`` for every stamp, in this process or the project's process pool."""
-    n_jobs = check_jobs(n_jobs, len(stamps), min_items=200)
-    chunk = max(1, min(64, math.ceil(len(stamps) / (8 * n_jobs))))
-    chunks = [stamps[i:i + chunk] for i in range(0, len(stamps), chunk)]
-    parts = map_chunks(partial(_apply, func=partial(func, **kwargs)), chunks, n_jobs=n_jobs,
-                       progress=progress, desc=desc)
+    """``func(stamp, **kwargs)`` for every stamp, in this process, the project's process pool or on a
+    dask.distributed cluster (``scheduler``); a store's stamps are read as the tasks are sent."""
+    n = len(stamps)
+    n_jobs = check_jobs(n_jobs, n, min_items=200)
+    chunk = max(1, min(64, math.ceil(n / (8 * n_jobs))))
+    if isinstance(stamps, _StoreBand):
+        chunks = stamps.tasks(chunk)
+    else:
+        chunks = [stamps[i:i + chunk] for i in range(0, n, chunk)]
+    parts = imap_chunks(partial(_apply, func=partial(func, **kwargs)), chunks, n_jobs=n_jobs,
+                        scheduler=scheduler, progress=progress, desc=desc, total=n)
     return [row for part in parts for row in part]
 
 
@@ -177,6 +205,7 @@ def isophotal_shapes(
     filter_fwhm: float | None = 3.0,
     n_jobs: int | None = None,
     progress: bool = True,
+    scheduler: Any = None,
 ) -> pd.DataFrame:
     """Isophotal area, ellipticity and orientation of the central galaxy of each cutout.
 
@@ -192,8 +221,10 @@ def isophotal_shapes(
 
     Parameters
     ----------
-    images : Survey or array (N, C, H, W)
-        Flux images; a Survey also supplies ``bands``, ``pixel_scale`` and ``zeropoint``.
+    images : Survey, SurveyStore or array (N, C, H, W)
+        Flux images; a Survey also supplies ``bands``, ``pixel_scale`` and ``zeropoint``. An
+        on-disk :class:`~galwidgets.data.store.SurveyStore` is read a chunk at a time as the work is
+        handed out.
     band : str or int, optional
         Band to measure (name or channel index); default ``"r"`` if present, else the middle band.
     threshold : float
@@ -221,6 +252,10 @@ def isophotal_shapes(
         stamp takes ~20-50 ms.
     progress : bool
         Show a progress bar.
+    scheduler : None, "local", address, distributed.Client or cluster
+        Run the stamps as tasks of a dask.distributed cluster (an address such as
+        ``"tcp://10.0.0.5:8786"``, a ``Client``, or e.g. ``LocalCluster``) instead of the local
+        process pool, as :func:`galwidgets.run_batch` does; ``n_jobs`` is then ignored.
 
     Returns
     -------
@@ -244,7 +279,7 @@ def isophotal_shapes(
         n_sigma = check_positive(threshold, "threshold")
         sigma = None if sky_sigma is None else check_positive(sky_sigma, "sky_sigma")
         attrs = {"threshold": f"{n_sigma} sky sigma"}
-    rows = _run(_isophotal_one, stamps, n_jobs, progress, "isophotal shapes", n_sigma=n_sigma,
+    rows = _run(_isophotal_one, stamps, n_jobs, progress, "isophotal shapes", scheduler, n_sigma=n_sigma,
                 sky_sigma=sigma, n_pixels=n_pixels, deblend=deblend, filter_fwhm=filter_fwhm)
     table = pd.DataFrame(rows, columns=[*_ISO_COLUMNS, "flag"])
     table.insert(1, "isophotal_area_arcsec2", table["isophotal_area"] * pixel_scale**2)

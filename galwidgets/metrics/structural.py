@@ -25,6 +25,8 @@ from skimage.metrics import structural_similarity
 from tqdm.auto import tqdm
 
 from .._validation import as_bands, as_images, check_positive, check_positive_int
+from . import chunked
+from .chunked import is_store
 
 __all__ = ["NN_FLAGS", "nearest_neighbours", "ssim", "ssim_gain", "training_nn_distances"]
 
@@ -260,49 +262,87 @@ def _flatten(
     return flat, flag
 
 
+class _Stamps:
+    """Flattened (and normalised) stamps in memory, or read block by block from an on-disk store."""
+
+    def __init__(self, data: Any, name: str, normalise: str | None, *, allow_nan: bool) -> None:
+        self.name, self.normalise, self.allow_nan = name, normalise, allow_nan
+        if is_store(data):
+            if normalise not in _NORMALISE:
+                raise ValueError(f"normalise: expected one of {_NORMALISE}, got {normalise!r}")
+            self.store, self.flat = data, None
+            self.n, self.shape = len(data), tuple(data.image_shape)
+        else:
+            self.store = None
+            self.flat, self.flag = _flatten(data, name, normalise, allow_nan=allow_nan)
+            self.n, self.shape = len(self.flat), tuple(as_images(data, name, allow_nan=True).shape[1:])
+        self.dim = int(np.prod(self.shape))
+
+    def _rows(self, images: np.ndarray) -> np.ndarray:
+        return _flatten(images, self.name, self.normalise, allow_nan=self.allow_nan)[0]
+
+    def blocks(self, size: int) -> Any:
+        """``(start, rows)`` blocks of at most ``size`` stamps, in order."""
+        for b0 in range(0, self.n, size):
+            if self.store is None:
+                yield b0, self.flat[b0:b0 + size]
+            else:
+                yield b0, self._rows(self.store.read_images(slice(b0, min(b0 + size, self.n))))
+
+    def take(self, index: np.ndarray) -> np.ndarray:
+        """The flattened stamps ``index`` (any order, repeats allowed)."""
+        if self.store is None:
+            return self.flat[index]
+        return self._rows(self.store.read_images(np.asarray(index, dtype=np.int64)))
+
+
 def _knn(
-    queries: np.ndarray, base: np.ndarray, k: int, batch_size: int, device: str | torch.device,
+    queries: np.ndarray, base: _Stamps, k: int, batch_size: int, device: str | torch.device,
     exclude: np.ndarray | None = None, progress: bool = False, desc: str = "nearest neighbours",
 ) -> tuple[np.ndarray, np.ndarray]:
     """k nearest rows of ``base`` for each row of ``queries``: indices ``(Q, k)``, distances ``(Q, k)``.
 
-    Distances of blocks of ``batch_size`` queries × ``batch_size`` base rows come from
-    :func:`torch.cdist` (matrix-product mode, float32); a shortlist of ``k + 2`` candidates per query
-    is then re-measured directly from pixel differences, so a copy comes out at distance 0 exactly
-    (not ``sqrt`` of round-off) and round-off of the matrix product cannot swap near ties.
-    ``exclude`` gives one base index per query to skip (itself).
+    Distances of blocks of ``batch_size`` base rows × ``batch_size`` queries come from
+    :func:`torch.cdist` (matrix-product mode, float32); the base is read once, block by block (from
+    disk for a store), while a shortlist of ``k + 2`` candidates per query is kept. The shortlisted
+    neighbours are then re-measured directly from pixel differences, so a copy comes out at
+    distance 0 exactly (not ``sqrt`` of round-off) and round-off of the matrix product cannot swap
+    near ties. ``exclude`` gives one base index per query to skip (itself).
     """
-    n_short = min(k + 2, len(base) - (exclude is not None))
-    base_t = torch.from_numpy(base)
-    idx_out = np.empty((len(queries), k), dtype=np.int64)
-    dist_out = np.empty((len(queries), k), dtype=np.float64)
-    starts = range(0, len(queries), batch_size)
-    for q0 in tqdm(starts, desc=desc, disable=not progress, leave=False):
-        q_np = queries[q0 : q0 + batch_size]
-        q = torch.from_numpy(q_np).to(device)
-        nq = len(q)
-        best_d = torch.full((nq, 0), float("inf"), device=device)
-        best_i = torch.full((nq, 0), -1, dtype=torch.int64, device=device)
-        for b0 in range(0, len(base), batch_size):
-            b = base_t[b0 : b0 + batch_size].to(device)
+    n_short = min(k + 2, base.n - (exclude is not None))
+    nq = len(queries)
+    best_d = torch.full((nq, 0), float("inf"), device=device)
+    best_i = torch.full((nq, 0), -1, dtype=torch.int64, device=device)
+    q_all = torch.from_numpy(queries)
+    own = None if exclude is None else torch.from_numpy(exclude).to(device)[:, None]
+    n_blocks = -(-base.n // batch_size)
+    for b0, block in tqdm(base.blocks(batch_size), total=n_blocks, desc=desc, disable=not progress,
+                          leave=False):
+        b = torch.from_numpy(block).to(device)
+        ids = torch.arange(b0, b0 + len(b), device=device)
+        d_parts, i_parts = [], []
+        for q0 in range(0, nq, batch_size):
+            q = q_all[q0:q0 + batch_size].to(device)
             d = torch.cdist(q[None], b[None], compute_mode="use_mm_for_euclid_dist")[0]
-            ids = torch.arange(b0, b0 + len(b), device=device).expand(nq, -1)
-            if exclude is not None:
-                own = torch.from_numpy(exclude[q0 : q0 + nq]).to(device)[:, None]
-                d = d.masked_fill(ids == own, float("inf"))
-            cand_d = torch.cat([best_d, d], dim=1)
-            cand_i = torch.cat([best_i, ids], dim=1)
-            best_d, pos = cand_d.topk(min(n_short, cand_d.shape[1]), dim=1, largest=False)
-            best_i = cand_i.gather(1, pos)
-        short = best_i.cpu().numpy()
-        exact = np.stack([
-            torch.linalg.vector_norm(q - base_t[short[:, j]].to(device), dim=1).double().cpu().numpy()
-            for j in range(short.shape[1])
-        ], axis=1)
-        order = np.argsort(exact, axis=1, kind="stable")[:, :k]
-        idx_out[q0 : q0 + nq] = np.take_along_axis(short, order, axis=1)
-        dist_out[q0 : q0 + nq] = np.take_along_axis(exact, order, axis=1)
-    return idx_out, dist_out
+            block_ids = ids.expand(len(q), -1)
+            if own is not None:
+                d = d.masked_fill(block_ids == own[q0:q0 + batch_size], float("inf"))
+            cand_d = torch.cat([best_d[q0:q0 + batch_size], d], dim=1)
+            cand_i = torch.cat([best_i[q0:q0 + batch_size], block_ids], dim=1)
+            top_d, pos = cand_d.topk(min(n_short, cand_d.shape[1]), dim=1, largest=False)
+            d_parts.append(top_d)
+            i_parts.append(cand_i.gather(1, pos))
+        best_d, best_i = torch.cat(d_parts), torch.cat(i_parts)
+    short = best_i.cpu().numpy()
+    wanted, where = np.unique(short, return_inverse=True)
+    candidates = torch.from_numpy(base.take(wanted))
+    where = where.reshape(short.shape)
+    exact = np.stack([
+        torch.linalg.vector_norm(q_all - candidates[where[:, j]], dim=1).double().numpy()
+        for j in range(short.shape[1])
+    ], axis=1)
+    order = np.argsort(exact, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(short, order, axis=1), np.take_along_axis(exact, order, axis=1)
 
 
 def _device(device: str | torch.device | None) -> torch.device:
@@ -328,8 +368,8 @@ def training_nn_distances(
 
     Parameters
     ----------
-    training : Survey, array or torch.Tensor (N, C, H, W)
-        Training flux images (finite), at least two.
+    training : Survey, SurveyStore, array or torch.Tensor (N, C, H, W)
+        Training flux images (finite), at least two; an on-disk store is read block by block.
     n : int, optional
         Number of randomly chosen training galaxies to measure (each against the whole set); None
         measures all (as costly as a full generated-versus-training search).
@@ -350,9 +390,9 @@ def training_nn_distances(
         One row per measured training galaxy: ``index`` (into ``training``), ``nn_index`` (its
         nearest other training galaxy) and ``distance``. Exact duplicates in the training set give 0.
     """
-    base, _ = _flatten(training, "training", normalise, allow_nan=False)
-    if len(base) < 2:
-        raise ValueError(f"training: expected at least 2 images to compare with each other, got {len(base)}")
+    base = _Stamps(training, "training", normalise, allow_nan=False)
+    if base.n < 2:
+        raise ValueError(f"training: expected at least 2 images to compare with each other, got {base.n}")
     if n is not None:
         n = check_positive_int(n, "n")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -360,14 +400,14 @@ def training_nn_distances(
 
 
 def _training_nn(
-    base: np.ndarray, n: int | None, seed: int | None, batch_size: int, device: torch.device,
+    base: _Stamps, n: int | None, seed: int | None, batch_size: int, device: torch.device,
     progress: bool,
 ) -> pd.DataFrame:
-    if n is None or n >= len(base):
-        chosen = np.arange(len(base))
+    if n is None or n >= base.n:
+        chosen = np.arange(base.n)
     else:
-        chosen = np.sort(np.random.default_rng(seed).choice(len(base), size=n, replace=False))
-    idx, dist = _knn(base[chosen], base, 1, batch_size, device, exclude=chosen,
+        chosen = np.sort(np.random.default_rng(seed).choice(base.n, size=n, replace=False))
+    idx, dist = _knn(base.take(chosen), base, 1, batch_size, device, exclude=chosen,
                      progress=progress, desc="training NN distances")
     return pd.DataFrame({"index": chosen, "nn_index": idx[:, 0], "distance": dist[:, 0]})
 
@@ -393,10 +433,12 @@ def nearest_neighbours(
 
     Parameters
     ----------
-    generated : Survey, array or torch.Tensor (N, C, H, W)
-        Generated flux images. A stamp with non-finite pixels gets no neighbour (flagged).
-    training : Survey, array or torch.Tensor (M, C, H, W)
-        Training flux images (finite), with the same ``(C, H, W)``.
+    generated : Survey, SurveyStore, array or torch.Tensor (N, C, H, W)
+        Generated flux images. A stamp with non-finite pixels gets no neighbour (flagged). A store
+        is searched :data:`~galwidgets.data.store.STORE_CHUNK` galaxies at a time.
+    training : Survey, SurveyStore, array or torch.Tensor (M, C, H, W)
+        Training flux images (finite), with the same ``(C, H, W)``. An on-disk store is read block
+        by block, once per chunk of generated galaxies, so memory stays at a few blocks.
     k : int
         Number of neighbours per generated galaxy (at most ``M``).
     batch_size : int
@@ -431,16 +473,33 @@ def nearest_neighbours(
     batch_size = check_positive_int(batch_size, "batch_size")
     if reference is not None:
         reference = check_positive_int(reference, "reference")
-    queries, flag = _flatten(generated, "generated", normalise, allow_nan=True)
-    base, _ = _flatten(training, "training", normalise, allow_nan=False)
-    if queries.shape[1] != base.shape[1]:
-        g_shape = as_images(generated, "generated", allow_nan=True).shape[1:]
-        t_shape = as_images(training, "training").shape[1:]
-        raise ValueError(f"training: expected stamps shaped like generated {g_shape}, got {t_shape}")
-    if k > len(base):
-        raise ValueError(f"k: expected at most the {len(base)} training images, got {k}")
+    base = _Stamps(training, "training", normalise, allow_nan=False)
+    g_shape = tuple(generated.image_shape) if is_store(generated) else \
+        as_images(generated, "generated", allow_nan=True).shape[1:]
+    if g_shape != base.shape:
+        raise ValueError(f"training: expected stamps shaped like generated {g_shape}, got {base.shape}")
+    if k > base.n:
+        raise ValueError(f"k: expected at most the {base.n} training images, got {k}")
     dev = _device(device)
-    idx, dist = _knn(queries, base, k, batch_size, dev, progress=progress)
+    parts = generated.chunks(chunked.STORE_CHUNK) if is_store(generated) else [generated]
+    tables = [_neighbour_table(part, base, k, normalise, batch_size, dev, progress) for part in parts]
+    df = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
+    if reference is not None and base.n >= 2:
+        ref = _training_nn(base, reference, seed, batch_size, dev, progress)["distance"].to_numpy()
+        median = float(np.median(ref))
+        df.attrs["reference_distance"] = median
+        levels = (0.01, 0.05, 0.5)
+        df.attrs["reference_quantiles"] = dict(zip(levels, np.quantile(ref, levels).tolist()))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            df.insert(len(df.columns) - 1, "ratio", df["distance_1"].to_numpy() / median)
+    return df
+
+
+def _neighbour_table(generated: Any, base: _Stamps, k: int, normalise: str | None, batch_size: int,
+                     device: torch.device, progress: bool) -> pd.DataFrame:
+    """``index_j``, ``distance_j`` and ``flag`` of each generated stamp (without the reference ratio)."""
+    queries, flag = _flatten(generated, "generated", normalise, allow_nan=True)
+    idx, dist = _knn(queries, base, k, batch_size, device, progress=progress)
     bad = (flag & NN_FLAGS["nonfinite_pixels"]).astype(bool)
     idx[bad], dist[bad] = -1, np.nan
     table: dict[str, np.ndarray] = {}
@@ -448,16 +507,5 @@ def nearest_neighbours(
         table[f"index_{j + 1}"] = idx[:, j]
     for j in range(k):
         table[f"distance_{j + 1}"] = dist[:, j]
-    attrs: dict[str, Any] = {}
-    if reference is not None and len(base) >= 2:
-        ref = _training_nn(base, reference, seed, batch_size, dev, progress)["distance"].to_numpy()
-        median = float(np.median(ref))
-        attrs["reference_distance"] = median
-        levels = (0.01, 0.05, 0.5)
-        attrs["reference_quantiles"] = dict(zip(levels, np.quantile(ref, levels).tolist()))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            table["ratio"] = dist[:, 0] / median
     table["flag"] = flag
-    df = pd.DataFrame(table)
-    df.attrs.update(attrs)
-    return df
+    return pd.DataFrame(table)

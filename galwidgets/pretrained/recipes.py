@@ -1,24 +1,43 @@
-"""How the shipped checkpoints were made: each recipe is plain data, rebuilt by :func:`build`.
+"""How the shipped checkpoints were made, and the papers' own recipes: plain data, run by :func:`build`.
 
 Run ``python -m galwidgets.pretrained.recipes desi-tiny --workdir /tmp/desi-tiny`` to retrain
 and re-export a shipped checkpoint (resumable: run the same command again after an interruption).
+
+Two recipes reproduce the published models at the papers' scale, on GPUs: ``smith2022`` (Smith et
+al. 2022, MNRAS 511, 1808: 306,006 DESI galaxies, 256×256 g r z) and ``li2024`` (Li et al. 2024,
+arXiv:2407.07229: 204,513 HSC galaxies, 64×64 g r i z y, conditioned on redshift). Their training
+set is a :class:`~galwidgets.data.store.SurveyStore` streamed from disk (a mock survey of the
+paper's size written by ``--prepare``, or the real cutouts converted with
+``gw.data.load_fits_cutouts(..., out=)`` and given with ``--store``); the ``torchrun`` command is in
+each recipe and in ``galwidgets/pretrained/README.md``. ``--dry-run`` checks a recipe on the CPU:
+it builds the network, streams two training steps from a small store at reduced batch and prints
+the parameter count, the activation memory per image and the step time::
+
+    python -m galwidgets.pretrained.recipes smith2022 --dry-run
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from ..checkpoints import save_checkpoint
 from ..data.simulate import simulate_survey
+from ..data.store import SurveyStore, open_store
 from ..diffusion.schedules import NoiseSchedule
 from ..models.unet import UNet
 from ..training.diffusion import train
 
-__all__ = ["RECIPES", "build"]
+__all__ = ["RECIPES", "build", "dry_run", "prepare_store"]
 
 RECIPES: dict[str, dict] = {
     "desi-tiny": {
@@ -41,48 +60,255 @@ RECIPES: dict[str, dict] = {
                   "ema_decay": 0.998, "seed": 0, "checkpoint_every": 250, "cond": "redshift",
                   "cond_drop": 0.1},
     },
+    "hsc-z-tiny": {
+        "description": "Redshift-conditioned DDPM on 64x64 g, r, i, z, y mock HSC galaxies at 0.05 < z < 3",
+        "survey": {"n": 10000, "size": 64, "instrument": "hsc-deep", "seed": 1000},
+        "model": {"base_channels": 16, "channel_mults": [1, 2, 4, 4], "num_res_blocks": 1,
+                  "attention_levels": [2], "prediction": "v", "cond_dim": 1, "cond_center": 1.0,
+                  "cond_scale": 0.7},
+        "schedule": {"kind": "cosine", "params": {"T": 1000}},
+        "train": {"steps": 8000, "batch_size": 32, "lr": 4e-4, "warmup_steps": 200,
+                  "ema_decay": 0.998, "seed": 0, "checkpoint_every": 250, "cond": "redshift",
+                  "cond_drop": 0.1},
+    },
+    # The papers' models, trained on GPUs from an on-disk store (not shipped: see the model card).
+    "smith2022": {
+        "description": "Smith et al. (2022): unconditional DDPM on 256x256 g, r, z DESI galaxies "
+                       "(306,006 in the paper); GPU recipe, not shipped",
+        "paper": "Smith et al. 2022, MNRAS 511, 1808 (arXiv:2111.01713); code github.com/Smith42/astroddpm",
+        "survey": {"n": 306_006, "size": 256, "bands": ["g", "r", "z"], "instrument": "desi", "seed": 2022},
+        "store": True,
+        # the published network: width 64, multipliers 1, 2, 4, 8, two residual blocks per level;
+        # softmax attention at 32x32 and in the bottleneck (the paper's linear attention at every
+        # level has no equivalent here: full attention at 256x256 would need 4 GB per image)
+        "model": {"base_channels": 64, "channel_mults": [1, 2, 4, 8], "num_res_blocks": 2,
+                  "attention_levels": [3], "prediction": "eps"},
+        "schedule": {"kind": "cosine", "params": {"T": 1000}},  # Nichol & Dhariwal, as the paper
+        # the paper: batch 56 with 2-step accumulation (112), lr 2e-5, 750,001 steps, EMA 0.995
+        # applied every 10 steps (~0.9995 per step); an L1 loss where gw.train uses the MSE
+        "train": {"steps": 750_000, "batch_size": 112, "lr": 2e-5, "warmup_steps": 1000,
+                  "ema_decay": 0.9995, "seed": 0, "checkpoint_every": 5000, "num_workers": 8},
+        "gpus": 4,
+        "torchrun": "torchrun --standalone --nproc_per_node 4 -m galwidgets.pretrained.recipes smith2022 "
+                    "--workdir runs/smith2022",
+    },
+    "li2024": {
+        "description": "Li et al. (2024): redshift-conditioned DDPM on 64x64 g, r, i, z, y HSC galaxies "
+                       "(204,513 in the paper); GPU recipe, not shipped",
+        "paper": "Li et al. 2024, arXiv:2407.07229 (GalaxiesML HSC cutouts)",
+        "survey": {"n": 204_513, "size": 64, "instrument": "hsc-deep", "redshift": [0.05, 3.0], "seed": 2024},
+        "store": True,
+        # after the 64-128-256-256 U-Net with self-attention at 32, 16 and 8 px of the authors'
+        # published code; two residual blocks per level
+        "model": {"base_channels": 64, "channel_mults": [1, 2, 4, 4], "num_res_blocks": 2,
+                  "attention_levels": [1, 2, 3], "prediction": "eps", "cond_dim": 1,
+                  "cond_center": 1.0, "cond_scale": 0.7},
+        "schedule": {"kind": "linear", "params": {"T": 1000}},  # beta 1e-4 to 0.02, as the paper
+        "train": {"steps": 100_000, "batch_size": 256, "lr": 1e-4, "warmup_steps": 1000,
+                  "ema_decay": 0.9999, "seed": 0, "checkpoint_every": 5000, "cond": "redshift",
+                  "cond_drop": 0.1, "num_workers": 8},
+        "gpus": 4,
+        "torchrun": "torchrun --standalone --nproc_per_node 4 -m galwidgets.pretrained.recipes li2024 "
+                    "--workdir runs/li2024",
+    },
 }
 
+def _survey_kwargs(spec: dict) -> dict:
+    """``simulate_survey`` arguments of a recipe (a JSON list redshift range becomes the tuple it takes)."""
+    return {k: tuple(v) if k == "redshift" and isinstance(v, list) else v for k, v in spec.items()}
 
-def build(name: str, workdir: str | Path, output: str | Path | None = None, progress: bool = True) -> Path:
+
+def _recipe(name: str) -> dict:
+    if name not in RECIPES:
+        raise ValueError(f"name: unknown recipe {name!r}; known: {sorted(RECIPES)}")
+    return RECIPES[name]
+
+
+def prepare_store(name: str, path: str | Path, *, n_jobs: int | None = None,
+                  progress: bool = True) -> SurveyStore:
+    """Write (or finish writing) the mock training survey of a store recipe into ``path``.
+
+    One ``simulate_survey(..., out=path)`` call: the galaxies are rendered chunk by chunk straight
+    into the store, so memory holds the catalog and a few chunks, and an interrupted run continues
+    after the last complete chunk when called again.
+    """
+    spec = _survey_kwargs(_recipe(name)["survey"])
+    path = Path(path)
+    try:
+        return simulate_survey(**spec, out=path, n_jobs=n_jobs, progress=progress)
+    except ValueError as exc:
+        if "holds another survey" not in str(exc):
+            raise
+        raise ValueError(f"workdir: {path} holds another survey than recipe {name!r}; remove it or use "
+                         "another workdir") from exc
+
+
+def build(name: str, workdir: str | Path, output: str | Path | None = None, progress: bool = True,
+          store: str | Path | None = None) -> Path:
     """Simulate the training survey, train (resuming in ``workdir``) and export the checkpoint.
 
     The exported file holds the EMA weights in float16 with the schedule, normalizer and config.
+    Store recipes (``smith2022``, ``li2024``) stream their survey from ``store`` (e.g. real cutouts
+    converted by ``load_fits_cutouts(..., out=)``), else from the mock survey in
+    ``workdir/train_survey.h5`` (written by :func:`prepare_store`; under ``torchrun`` it must exist
+    first: run the command once with ``--prepare``); they export to ``workdir/<name>.safetensors``.
     """
-    if name not in RECIPES:
-        raise ValueError(f"name: unknown recipe {name!r}; known: {sorted(RECIPES)}")
-    recipe = RECIPES[name]
+    recipe = _recipe(name)
     workdir = Path(workdir)
     t0 = time.perf_counter()
-    survey_file = workdir / "train_survey.fits"
-    if survey_file.is_file():
-        from ..data.surveys import Survey
-
-        survey = Survey.load(survey_file)
+    if recipe.get("store"):
+        data = _store_data(name, workdir, store, progress)
+        bands = data.bands
     else:
-        survey = simulate_survey(**recipe["survey"], progress=progress)
-        survey.save(survey_file)
+        survey_file = workdir / "train_survey.fits"
+        if survey_file.is_file():
+            from ..data.surveys import Survey
+
+            data = Survey.load(survey_file)
+        else:
+            data = simulate_survey(**recipe["survey"], progress=progress)
+            data.save(survey_file)
+        bands = data.bands
     torch.manual_seed(recipe["train"]["seed"])  # the initial weights; on resume they come from the checkpoint
-    model = UNet(in_channels=len(survey.bands), **recipe["model"])
+    model = UNet(in_channels=len(bands), **recipe["model"])
     schedule = NoiseSchedule.from_config(recipe["schedule"])
-    ckpt = train(model, schedule, survey, checkpoint_dir=workdir / "checkpoints", progress=progress,
+    ckpt = train(model, schedule, data, checkpoint_dir=workdir / "checkpoints", progress=progress,
                  sample_every=1000, **recipe["train"])
     config = dict(ckpt.config)
     config["pretrained"] = {"name": name, "description": recipe["description"], "recipe": recipe,
                             "wall_seconds_this_run": round(time.perf_counter() - t0, 1)}
-    output = Path(output) if output else Path(__file__).with_name(f"{name.replace('-', '_')}.safetensors")
-    save_checkpoint(output, ckpt.model, ckpt.schedule, ckpt.normalizer, config, half=True)
+    if output:
+        output = Path(output)
+    elif recipe.get("store"):
+        output = workdir / f"{name}.safetensors"
+    else:
+        output = Path(__file__).with_name(f"{name.replace('-', '_')}.safetensors")
+    if int(os.environ.get("RANK", "0")) == 0:
+        save_checkpoint(output, ckpt.model, ckpt.schedule, ckpt.normalizer, config, half=True)
     return output
+
+
+def _store_data(name: str, workdir: Path, store: str | Path | None, progress: bool) -> SurveyStore:
+    if store is not None:
+        return open_store(store)
+    path = workdir / "train_survey.h5"
+    n = _recipe(name)["survey"]["n"]
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if not path.is_file() or len(open_store(path)) < n:
+            raise ValueError(f"workdir: the training store {path} is missing or incomplete; write it first "
+                             f"with `python -m galwidgets.pretrained.recipes {name} --workdir {workdir} "
+                             "--prepare` (one process, all CPUs), then launch torchrun")
+        return open_store(path)
+    return prepare_store(name, path, progress=progress)
+
+
+# -- dry run on the CPU ----------------------------------------------------------------------------
+def _activation_bytes(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None,
+                      bf16: bool) -> int:
+    """Bytes autograd keeps for the backward pass of one training forward (the activations)."""
+    saved: dict[tuple[int, int], int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        saved[(tensor.untyped_storage().data_ptr(), tensor.untyped_storage().nbytes())] = \
+            tensor.untyped_storage().nbytes()
+        return tensor
+
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), ctx:
+        model(x, t, cond).float().square().mean()
+    return sum(saved.values())
+
+
+def dry_run(name: str, batch_size: int = 2, n_galaxies: int = 8, steps: int = 2,
+            num_workers: int = 1) -> dict[str, Any]:
+    """Check a recipe on the CPU: its network, two streamed training steps, memory and time.
+
+    Builds the recipe's network, writes ``n_galaxies`` mock galaxies of the recipe's bands and stamp
+    size into a temporary store, trains ``steps`` steps of ``batch_size`` from it (through the
+    DataLoader workers, as on GPUs) and measures the parameter count, the forward FLOPs and the
+    activation memory per image (what autograd keeps for the backward pass, in float32 and under
+    bf16 autocast), and the time per step. Returns these numbers (also printed by ``--dry-run``)
+    with the estimated GPU memory per rank at the recipe's own batch.
+    """
+    recipe = _recipe(name)
+    spec = _survey_kwargs({**recipe["survey"], "n": n_galaxies})
+    torch.manual_seed(0)
+    tmp = tempfile.TemporaryDirectory()
+    store = simulate_survey(**spec, out=Path(tmp.name) / "dry.h5", progress=False)
+    model = UNet(in_channels=len(store.bands), **recipe["model"])
+    schedule = NoiseSchedule.from_config(recipe["schedule"])
+    n_params = sum(p.numel() for p in model.parameters())
+    size = store.size
+    x = torch.randn(1, len(store.bands), size, size)
+    t = torch.tensor([schedule.T // 2])
+    cond = torch.ones(1, model.config["cond_dim"]) if model.config.get("cond_dim") else None
+    with FlopCounterMode(display=False) as counter:
+        with torch.no_grad():
+            model(x, t, cond)
+    act32 = _activation_bytes(model, x, t, cond, bf16=False)
+    act16 = _activation_bytes(model, x, t, cond, bf16=True)
+    train_kwargs = {k: v for k, v in recipe["train"].items() if k in ("cond", "cond_drop", "lr")}
+    try:
+        t0 = time.perf_counter()
+        ckpt = train(model, schedule, store, steps=steps, batch_size=batch_size, warmup_steps=1,
+                     num_workers=num_workers, progress=False, **train_kwargs)
+        wall = time.perf_counter() - t0
+    finally:
+        store.close()
+        tmp.cleanup()
+    seconds = ckpt.history["seconds"].to_numpy()
+    per_gpu = recipe["train"]["batch_size"] // recipe.get("gpus", 1)
+    states = 24 * n_params  # fp32 weights, gradients, DDP buckets, AdamW's two moments, EMA
+    result = {
+        "recipe": name, "parameters": n_params, "forward_gflop_per_image": counter.get_total_flops() / 1e9,
+        "activation_mb_per_image_fp32": act32 / 1e6, "activation_mb_per_image_bf16": act16 / 1e6,
+        "batch_size": batch_size, "steps": steps, "step_seconds": float(np.diff(seconds, prepend=0)[-1]),
+        "first_step_seconds": float(seconds[0]), "wall_seconds": wall,
+        "loss": ckpt.history["loss"].tolist(),
+        "recipe_batch_per_gpu": per_gpu,
+        "estimated_gpu_gb_per_rank": (states + 1.25 * act16 * per_gpu) / 1e9,
+    }
+    return result
+
+
+def _print_dry_run(result: dict[str, Any]) -> None:
+    print(f"recipe {result['recipe']}: {result['parameters'] / 1e6:.2f} M parameters, "
+          f"{result['forward_gflop_per_image']:.1f} GFLOP per image forward")
+    print(f"activation memory per image: {result['activation_mb_per_image_fp32']:.0f} MB (float32), "
+          f"{result['activation_mb_per_image_bf16']:.0f} MB (bf16 autocast)")
+    print(f"streamed {result['steps']} training steps of batch {result['batch_size']} from a store: "
+          f"{result['step_seconds']:.2f} s per step (first step {result['first_step_seconds']:.2f} s, "
+          f"losses {', '.join(f'{v:.3f}' for v in result['loss'])})")
+    print(f"estimated GPU memory per rank at the recipe's batch of {result['recipe_batch_per_gpu']} per "
+          f"GPU: {result['estimated_gpu_gb_per_rank']:.1f} GB (states 24 B/parameter + 1.25x bf16 "
+          "activations)")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", choices=sorted(RECIPES))
-    parser.add_argument("--workdir", required=True, help="scratch folder for the survey and checkpoints")
-    parser.add_argument("--output", help="exported checkpoint (default: inside the package)")
+    parser.add_argument("--workdir", help="scratch folder for the survey and checkpoints")
+    parser.add_argument("--output", help="exported checkpoint (default: inside the package; GPU recipes: "
+                                         "the workdir)")
+    parser.add_argument("--store", help="store recipes: train on this SurveyStore (e.g. real cutouts) "
+                                        "instead of the mock survey")
+    parser.add_argument("--prepare", action="store_true",
+                        help="store recipes: only write the mock training store into the workdir")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="build the network and stream two training steps from a small store on the CPU")
+    parser.add_argument("--batch-size", type=int, default=2, help="batch of the dry run")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    path = build(args.name, args.workdir, args.output)
+    if args.dry_run:
+        _print_dry_run(dry_run(args.name, batch_size=args.batch_size))
+        return
+    if not args.workdir:
+        parser.error("--workdir is required (except with --dry-run)")
+    if args.prepare:
+        store = prepare_store(args.name, Path(args.workdir) / "train_survey.h5")
+        print(f"wrote {store} in {time.perf_counter() - t0:.0f} s")
+        return
+    path = build(args.name, args.workdir, args.output, store=args.store)
     print(f"wrote {path} in {time.perf_counter() - t0:.0f} s")
 
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from .._device import resolve_device
 from .._validation import check_finite, check_positive
 from ..checkpoints import Checkpoint
+from ..data.store import SurveyStore, is_store
 from ..data.surveys import Survey
 from ..models.gan import DCGAN, dcgan_losses
 from ..models.redshift import RedshiftEstimator
@@ -85,10 +86,10 @@ def train_vae(
         cond = "redshift"
     if not model.cond_dim and cond is not None:
         raise ValueError(f"cond: an unconditional VAE takes no condition; got {cond!r} (use ConditionalVAE)")
-    survey = as_survey(data)
-    if survey.images.shape[-2:] != (model.image_size, model.image_size):
+    survey = data if is_store(data) else as_survey(data)
+    if _stamp_shape(survey) != (model.image_size, model.image_size):
         raise ValueError(f"data: expected {model.image_size}x{model.image_size} images for this model, "
-                         f"got {survey.images.shape[-2]}x{survey.images.shape[-1]}")
+                         "got {}x{}".format(*_stamp_shape(survey)))
     columns = [cond] if isinstance(cond, str) else (None if cond is None else list(cond))
     if columns is not None and len(columns) != model.cond_dim:
         raise ValueError(f"cond: the model expects {model.cond_dim} condition column(s), got {columns}")
@@ -153,8 +154,8 @@ def train_dcgan(
     if not 0 < real_label <= 1:
         raise ValueError(f"real_label: expected a target in (0, 1], got {real_label!r}")
     size = model.config["image_size"]
-    shape = as_survey(data).images.shape
-    if shape[-2:] != (size, size):
+    shape = _stamp_shape(data if is_store(data) else as_survey(data))
+    if shape != (size, size):
         raise ValueError(f"data: expected {size}x{size} px images for this DCGAN, "
                          f"got {shape[-2]}x{shape[-1]}")
     model.to(resolve_device(fit_kwargs.get("device")))
@@ -178,8 +179,13 @@ def _derangement(n: int, generator: torch.Generator) -> torch.Tensor:
     return out
 
 
-def _check_sizes(model: BandTranslator, survey: Survey, cycle: bool) -> None:
-    h, w = survey.images.shape[-2:]
+def _stamp_shape(data: Survey | SurveyStore) -> tuple[int, int]:
+    """``(H, W)`` of the stamps of a survey in memory or on disk."""
+    return tuple(data.image_shape[-2:] if is_store(data) else data.images.shape[-2:])
+
+
+def _check_sizes(model: BandTranslator, survey: Survey | SurveyStore, cycle: bool) -> None:
+    h, w = _stamp_shape(survey)
     factor = 2 ** model.config["n_downsampling"]
     if h % factor or w % factor:
         raise ValueError(f"data: image sides must be divisible by {factor} (2 ** n_downsampling), "
@@ -248,8 +254,8 @@ def train_translator(
     """
     if not isinstance(model, BandTranslator):
         raise TypeError(f"model: expected a BandTranslator, got {type(model).__name__}")
-    if not isinstance(data, Survey):
-        raise TypeError(f"data: expected a Survey (its band names pick the channels), "
+    if not isinstance(data, Survey | SurveyStore):
+        raise TypeError(f"data: expected a Survey or SurveyStore (its band names pick the channels), "
                         f"got {type(data).__name__}")
     if loss not in ("l1", "mse"):
         raise ValueError(f"loss: expected 'l1' or 'mse', got {loss!r}")

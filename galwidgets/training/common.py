@@ -95,7 +95,7 @@ def checkpoint_config(model: torch.nn.Module, schedule: NoiseSchedule | None, no
             "bands": list(survey.bands),
             "pixel_scale": survey.pixel_scale,
             "zeropoint": survey.zeropoint,
-            "size": int(survey.images.shape[-1]),
+            "size": int(survey.size),  # Survey or SurveyStore
             "n_train": len(survey),
             "source": survey.meta.get("source", "user data"),
         },

@@ -11,6 +11,11 @@ Launched by ``torchrun`` (or inside an initialised ``torch.distributed`` process
 is data parallel: every rank draws the same global batch and trains on its own slice of it through
 :class:`~torch.nn.parallel.DistributedDataParallel`, so the run matches a single process with the
 same global ``batch_size`` up to float rounding.
+
+Given a :class:`~galwidgets.data.store.SurveyStore` instead of a survey in memory, :func:`train`
+streams: DataLoader worker processes read each rank's share of the coming global batches from disk
+while the model trains (:mod:`galwidgets.training.streaming`), one epoch after another, and memory
+stays that of a few batches whatever the size of the survey.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from ..checkpoints import (
     read_checkpoint_tensors,
     state_dict_from,
 )
+from ..data.store import SurveyStore, is_store
 from ..data.surveys import Survey
 from ..data.transforms import AsinhStretch, Normalizer
 from ..diffusion.samplers import ddim
@@ -54,11 +60,20 @@ from .common import (
     set_rng_states,
     write_checkpoint,
 )
+from .streaming import (
+    apply_dihedral,
+    check_resumed_data,
+    check_store_for_model,
+    dihedral_draws,
+    fit_sample,
+    per_galaxy_noise,
+    store_batches,
+)
 
 __all__ = ["train"]
 
 
-def _conditions(cond: Any, survey: Survey, cond_dim: int) -> torch.Tensor | None:
+def _conditions(cond: Any, survey: Survey | SurveyStore, cond_dim: int) -> torch.Tensor | None:
     """Condition per galaxy from catalog column name(s) or an array."""
     if cond is None:
         if cond_dim:
@@ -167,6 +182,33 @@ def _draw_batch(
     return x0, t, noise, drop, c
 
 
+def _stream_batch(
+    x_local: torch.Tensor,
+    rows: torch.Tensor,
+    conditions: torch.Tensor | None,
+    T: int,
+    batch_size: int,
+    lo: int,
+    hi: int,
+    generator: torch.Generator,
+    step: int,
+    seed: int,
+    augment: bool,
+    cond_drop: float,
+) -> tuple[torch.Tensor | None, ...]:
+    """This rank's ``(x0, t, noise, drop, cond)`` of a streamed global batch: flips and rotations,
+    timesteps and condition dropout drawn for the whole batch (the same on every rank), the noise of
+    each galaxy from its own seed (:func:`per_galaxy_noise`)."""
+    if augment:
+        k, flip = dihedral_draws(batch_size, generator)
+        x_local = apply_dihedral(x_local, k[lo:hi], flip[lo:hi])
+    t = torch.randint(T, (batch_size,), generator=generator)
+    drop = torch.rand(batch_size, generator=generator) < cond_drop
+    noise = per_galaxy_noise(x_local.shape[1:], seed, step, range(lo, hi))
+    c = None if conditions is None else conditions[rows]
+    return x_local, t[lo:hi], noise, drop[lo:hi], c
+
+
 @torch.no_grad()
 def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     for p_ema, p in zip(ema.parameters(), model.parameters()):
@@ -178,7 +220,7 @@ def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
 def train(
     model: torch.nn.Module,
     schedule: NoiseSchedule,
-    data: Survey | np.ndarray,
+    data: Survey | np.ndarray | SurveyStore,
     steps: int = 1000,
     batch_size: int = 32,
     *,
@@ -200,6 +242,8 @@ def train(
     device: str | torch.device | None = None,
     autocast: bool | str = "auto",
     channels_last: bool = True,
+    num_workers: int = 2,
+    prefetch_factor: int = 2,
     progress: bool = True,
 ) -> Checkpoint:
     """Train an ε-prediction model on flux images, on one device or data parallel across processes.
@@ -213,14 +257,22 @@ def train(
     checkpoint, so ``checkpoint_dir`` must be shared by them. Dropout masks come from the global
     torch generator, seeded alike on every rank.
 
+    With a :class:`~galwidgets.data.store.SurveyStore` as ``data`` the galaxies are streamed from
+    disk: ``num_workers`` DataLoader processes per rank read and normalise the coming batches while
+    the model trains. Each epoch is a seeded permutation of the store cut into global batches, and
+    under ``torchrun`` each rank reads only its contiguous slice of each, so every galaxy is read by
+    one rank once per epoch; the checkpoint records the position in the epochs, so ``resume=True``
+    continues exactly. (Batches are drawn without replacement here and with replacement from a
+    survey in memory, so the two runs differ.)
+
     Parameters
     ----------
     model : torch.nn.Module
         An ε-prediction network such as :class:`galwidgets.models.UNet`; trained in place.
     schedule : NoiseSchedule
         Forward-process schedule.
-    data : Survey or array
-        Training galaxies as flux images ``(N, C, H, W)``.
+    data : Survey, array or SurveyStore
+        Training galaxies as flux images ``(N, C, H, W)``, in memory or in an on-disk store.
     steps : int
         Total optimisation steps (including any already done when resuming).
     batch_size : int
@@ -231,7 +283,8 @@ def train(
     ema_decay : float
         EMA decay of the weights used for sampling (warmed up as ``min(decay, (1+s)/(10+s))``).
     normalizer : Normalizer, optional
-        Flux → model space map; by default :meth:`AsinhStretch.fit` on ``data``.
+        Flux → model space map; by default :meth:`AsinhStretch.fit` on ``data`` (on a store: on at
+        most 2,000 of its galaxies, evenly spaced).
     cond : str, list of str or array, optional
         Catalog column(s) (e.g. ``"redshift"``) or values to condition on; needs ``cond_dim > 0``.
     cond_drop : float
@@ -254,6 +307,10 @@ def train(
         bf16 autocast; "auto" enables it where it is faster (see :func:`bf16_is_fast`).
     channels_last : bool
         Use the channels-last memory format (faster convolutions on CPU and GPU).
+    num_workers : int
+        With a store: reading processes per rank (0 reads between steps, in this process).
+    prefetch_factor : int
+        With a store: batches each reading process reads ahead.
     progress : bool
         Show a progress bar with the loss (on rank 0).
 
@@ -267,12 +324,15 @@ def train(
         raise TypeError(f"model: expected a galwidgets model (e.g. UNet), got {type(model).__name__}")
     if not isinstance(schedule, NoiseSchedule):
         raise TypeError(f"schedule: expected a NoiseSchedule, got {type(schedule).__name__}")
-    survey = as_survey(data)
+    streaming = is_store(data)
+    survey = data if streaming else as_survey(data)
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
     check_positive(lr, "lr")
     checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
-    if survey.images.shape[1] != model.config["in_channels"]:
+    if streaming:
+        check_store_for_model(survey, model, normalizer)
+    elif survey.images.shape[1] != model.config["in_channels"]:
         raise ValueError(
             f"data: has {survey.images.shape[1]} bands but the model expects {model.config['in_channels']}"
         )
@@ -285,7 +345,7 @@ def train(
         )
     lo, hi = rank * batch_size // world_size, (rank + 1) * batch_size // world_size
     use_bf16 = bf16_is_fast(device) if autocast == "auto" else bool(autocast)
-    normalizer = normalizer or AsinhStretch.fit(survey.images)
+    normalizer = normalizer or AsinhStretch.fit(fit_sample(survey) if streaming else survey.images)
     conditions = _conditions(cond, survey, model.config.get("cond_dim", 0))
     settings = {
         "steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
@@ -295,7 +355,7 @@ def train(
     }
 
     v_prediction = model.config.get("prediction", "eps") == "v"
-    x_all = torch.from_numpy(np.ascontiguousarray(normalizer.forward(survey.images)))
+    x_all = None if streaming else torch.from_numpy(np.ascontiguousarray(normalizer.forward(survey.images)))
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(device=device, memory_format=memory_format).train()
     net = _data_parallel(model, device, world_size)
@@ -308,12 +368,21 @@ def train(
 
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt_dir is not None and resume and (last := latest_checkpoint(ckpt_dir)) is not None:
-        start, history = _restore(last, model, ema, optimizer, generator, ckpt_dir)
+        start, history = _restore(last, model, ema, optimizer, generator, ckpt_dir,
+                                  survey if streaming else None)
     _check_same_start(start, world_size, device)
+    batches = sampler = None
+    if streaming and start < steps:
+        loader, sampler = store_batches(survey, normalizer, batch_size, rank=rank, world_size=world_size,
+                                        seed=seed, start=start, stop=steps, num_workers=num_workers,
+                                        prefetch_factor=prefetch_factor, pin_memory=device.type == "cuda")
+        batches = iter(loader)
 
     def checkpoint(step: int) -> None:
         if rank != 0:
             return
+        if sampler is not None:
+            settings["data_position"] = sampler.position(step)
         config = checkpoint_config(model, schedule, normalizer, survey, cond, settings, step)
         write_checkpoint(ckpt_dir, step, history, keep_last, model, schedule, normalizer, config,
                           ema=ema, optimizer=optimizer, rng=rng_states(generator, device))
@@ -325,8 +394,14 @@ def train(
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = lr * min(1.0, step / max(1, warmup_steps))
-        batch = _draw_batch(x_all, conditions, schedule.T, batch_size, generator, augment, cond_drop)
-        x0, t, noise, drop, c = (None if v is None else v[lo:hi].to(device) for v in batch)
+        if streaming:
+            x_local, rows = next(batches)
+            batch = _stream_batch(x_local, rows, conditions, schedule.T, batch_size, lo, hi, generator,
+                                  step - 1, seed, augment, cond_drop)
+            x0, t, noise, drop, c = (None if v is None else v.to(device, non_blocking=True) for v in batch)
+        else:
+            batch = _draw_batch(x_all, conditions, schedule.T, batch_size, generator, augment, cond_drop)
+            x0, t, noise, drop, c = (None if v is None else v[lo:hi].to(device) for v in batch)
         x_t = schedule.q_sample(x0, t, noise).contiguous(memory_format=memory_format)
         with ctx:
             pred = net(x_t, t, c, drop if c is not None else None)
@@ -350,6 +425,7 @@ def train(
                 _sample_grid(ema, schedule, normalizer, survey, ckpt_dir / f"samples_{step:07d}.png")
             _barrier(world_size)
     bar.close()
+    del batches  # stops the reading workers
 
     ema_model = copy.deepcopy(ema).to(memory_format=torch.contiguous_format)
     return Checkpoint(
@@ -361,7 +437,8 @@ def train(
     )
 
 
-def _restore(path: Path, model, ema, optimizer, generator, ckpt_dir: Path) -> tuple[int, list[dict]]:
+def _restore(path: Path, model, ema, optimizer, generator, ckpt_dir: Path,
+             store: SurveyStore | None = None) -> tuple[int, list[dict]]:
     """Load model, EMA, optimizer and RNG states from ``path``; return (step, history)."""
     config, tensors = read_checkpoint_tensors(path)
     if config["model"]["kwargs"] != model.config or config["model"]["name"] != type(model).__name__:
@@ -369,6 +446,8 @@ def _restore(path: Path, model, ema, optimizer, generator, ckpt_dir: Path) -> tu
             f"checkpoint_dir: {path} holds a different model ({config['model']}); "
             "pass resume=False or another checkpoint_dir"
         )
+    if store is not None:
+        check_resumed_data(config, store.bands, store.size, len(store), store.path)
     model.load_state_dict(state_dict_from(tensors, "model"))
     ema.load_state_dict(state_dict_from(tensors, "ema"))
     load_optimizer_state(optimizer, tensors, config["optimizer"])
@@ -377,9 +456,9 @@ def _restore(path: Path, model, ema, optimizer, generator, ckpt_dir: Path) -> tu
     return step, read_history(ckpt_dir, step)
 
 
-def _sample_grid(ema, schedule, normalizer, survey: Survey, path: Path, n: int = 16) -> None:
+def _sample_grid(ema, schedule, normalizer, survey: Survey | SurveyStore, path: Path, n: int = 16) -> None:
     """Save a grid of EMA samples (fixed seed, 25 DDIM steps) to watch training progress."""
-    shape = (n, *survey.images.shape[1:])
+    shape = (n, *(survey.image_shape if is_store(survey) else survey.images.shape[1:]))
     x = ddim(ema, schedule, shape, steps=min(25, schedule.T), generator=torch.Generator().manual_seed(0),
              progress=False)
     flux = normalizer.inverse(x.float().cpu()).numpy()

@@ -8,6 +8,10 @@ optional catalog values per galaxy (e.g. redshift), atomic checkpoints holding t
 optimizer's state and the random-generator states, exact resumption, and ``train_log.csv``. The
 model-specific ``step`` function does the forward pass, ``zero_grad``/``backward``/``step`` and
 returns its losses.
+
+Given a :class:`~galwidgets.data.store.SurveyStore`, :func:`fit` streams the galaxies from disk
+through DataLoader workers (:mod:`galwidgets.training.streaming`): epochs of a seeded permutation,
+the position in them restored on resume.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from tqdm.auto import tqdm
 from .._device import resolve_device
 from .._validation import check_positive_int
 from ..checkpoints import Checkpoint, load_optimizer_state, read_checkpoint_tensors, state_dict_from
+from ..data.store import SurveyStore, is_store
 from ..data.surveys import Survey
 from ..data.transforms import AsinhStretch, Normalizer
 from .common import (
@@ -40,6 +45,7 @@ from .common import (
     set_rng_states,
     write_checkpoint,
 )
+from .streaming import check_resumed_data, check_store_for_model, fit_sample, store_batches
 
 __all__ = ["Batch", "fit"]
 
@@ -80,7 +86,7 @@ def _column_names(columns: Any) -> list[str] | None:
     raise TypeError(f"columns: expected a catalog column name or a list of names, got {columns!r}")
 
 
-def _column_values(survey: Survey, columns: list[str] | None) -> torch.Tensor | None:
+def _column_values(survey: Survey | SurveyStore, columns: list[str] | None) -> torch.Tensor | None:
     """``(N, k)`` float32 catalog values of ``columns``, or None."""
     if columns is None:
         return None
@@ -126,7 +132,8 @@ def _random_batch(x_all: torch.Tensor, values: torch.Tensor | None, batch_size: 
     return x, None if values is None else values[idx]
 
 
-def _resume(path: Path, model: nn.Module, optimizers: dict, generator: torch.Generator) -> int:
+def _resume(path: Path, model: nn.Module, optimizers: dict, generator: torch.Generator,
+            store: SurveyStore | None = None) -> int:
     """Load model, optimizer and generator states from ``path``; return its step."""
     config, tensors = read_checkpoint_tensors(path)
     if config["model"]["name"] != type(model).__name__ or config["model"]["kwargs"] != model.config:
@@ -134,6 +141,8 @@ def _resume(path: Path, model: nn.Module, optimizers: dict, generator: torch.Gen
             f"checkpoint_dir: {path} holds a different model ({config['model']}); "
             "pass resume=False or another checkpoint_dir"
         )
+    if store is not None:
+        check_resumed_data(config, store.bands, store.size, len(store), store.path)
     stored = config.get("optimizers", {})
     if set(stored) != set(optimizers):
         raise ValueError(
@@ -151,7 +160,7 @@ def fit(
     model: nn.Module,
     step: Callable[[Batch], dict[str, float]],
     optimizers: dict[str, torch.optim.Optimizer],
-    data: Survey | np.ndarray,
+    data: Survey | np.ndarray | SurveyStore,
     steps: int,
     batch_size: int,
     *,
@@ -166,6 +175,8 @@ def fit(
     device: str | torch.device | None = None,
     progress: bool = True,
     config: dict | None = None,
+    num_workers: int = 2,
+    prefetch_factor: int = 2,
 ) -> Checkpoint:
     """Train ``model`` with a model-specific ``step`` function on seeded random batches of galaxies.
 
@@ -187,14 +198,16 @@ def fit(
     optimizers : dict of str to torch.optim.Optimizer
         The optimizers ``step`` uses, by name (e.g. ``{"generator": ..., "discriminator": ...}``);
         their states are checkpointed.
-    data : Survey or array
-        Training galaxies as flux images ``(N, C, H, W)``.
+    data : Survey, array or SurveyStore
+        Training galaxies as flux images ``(N, C, H, W)``, in memory or in an on-disk store (then
+        streamed: each epoch a seeded permutation, read ahead by ``num_workers`` processes).
     steps : int
         Total optimisation steps (including any already done when resuming).
     batch_size : int
         Galaxies per step.
     normalizer : Normalizer, optional
-        Flux → model space map; by default :meth:`AsinhStretch.fit` on ``data``.
+        Flux → model space map; by default :meth:`AsinhStretch.fit` on ``data`` (on a store: on at
+        most 2,000 of its galaxies, evenly spaced).
     columns : str or list of str, optional
         Catalog columns handed to ``step`` as ``batch.values`` (e.g. ``"redshift"`` as a condition
         or a regression target); needs a Survey with a catalog.
@@ -216,6 +229,8 @@ def fit(
     config : dict, optional
         Extra JSON-serialisable entries for the checkpoint config (e.g. ``{"cond": ...}``); a
         ``"training"`` entry is merged into the training settings (e.g. learning rate, loss weights).
+    num_workers, prefetch_factor : int
+        With a store: reading processes and batches each reads ahead.
 
     Returns
     -------
@@ -228,7 +243,8 @@ def fit(
     if not callable(step):
         raise TypeError(f"step: expected a callable step(batch) -> dict of losses, got {type(step).__name__}")
     optimizers = _check_optimizers(optimizers)
-    survey = as_survey(data)
+    streaming = is_store(data)
+    survey = data if streaming else as_survey(data)
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
     checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
@@ -240,13 +256,16 @@ def fit(
     if normalizer is not None and not isinstance(normalizer, Normalizer):
         raise TypeError(f"normalizer: expected a galwidgets Normalizer, got {type(normalizer).__name__}")
     in_channels = model.config.get("in_channels")
-    if in_channels is not None and survey.images.shape[1] != in_channels:
+    if streaming:
+        check_store_for_model(survey, model, normalizer)
+    elif in_channels is not None and survey.images.shape[1] != in_channels:
         raise ValueError(f"data: has {survey.images.shape[1]} bands but the model expects {in_channels}")
     names = _column_names(columns)
     values = _column_values(survey, names)
     device = resolve_device(device)
-    normalizer = normalizer or AsinhStretch.fit(survey.images)
-    x_all = torch.from_numpy(np.ascontiguousarray(normalizer.forward(survey.images), dtype=np.float32))
+    normalizer = normalizer or AsinhStretch.fit(fit_sample(survey) if streaming else survey.images)
+    x_all = None if streaming else \
+        torch.from_numpy(np.ascontiguousarray(normalizer.forward(survey.images), dtype=np.float32))
     extra = dict(config or {})
     settings = {"steps": steps, "batch_size": batch_size, "augment": bool(augment), "seed": int(seed),
                 "columns": names, "optimizers": {k: type(v).__name__ for k, v in optimizers.items()},
@@ -261,14 +280,25 @@ def fit(
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     start, history = 0, []
     if ckpt_dir is not None and resume and (last := latest_checkpoint(ckpt_dir)) is not None:
-        start = _resume(last, model, optimizers, generator)
+        start = _resume(last, model, optimizers, generator, survey if streaming else None)
         history = read_history(ckpt_dir, start)
+    batches = sampler = None
+    if streaming and start < steps:
+        loader, sampler = store_batches(survey, normalizer, batch_size, seed=int(seed), start=start,
+                                        stop=steps, num_workers=num_workers,
+                                        prefetch_factor=prefetch_factor, pin_memory=device.type == "cuda")
+        batches = iter(loader)
 
     bar = tqdm(range(start, steps), desc=f"training {type(model).__name__}", disable=not progress,
                initial=start, total=steps)
     t0 = time.perf_counter()
     for i in bar:
-        x, v = _random_batch(x_all, values, batch_size, generator, augment)
+        if streaming:
+            x, rows = next(batches)
+            x = random_dihedral(x, generator) if augment else x
+            v = None if values is None else values[rows]
+        else:
+            x, v = _random_batch(x_all, values, batch_size, generator, augment)
         losses = step(Batch(x=x.to(device), values=None if v is None else v.to(device), step=i,
                             generator=generator))
         if not isinstance(losses, dict):
@@ -277,9 +307,12 @@ def fit(
         history.append({"step": i + 1, **row, "seconds": time.perf_counter() - t0})
         bar.set_postfix({k: f"{val:.4g}" for k, val in row.items()})
         if ckpt_dir is not None and ((i + 1) % checkpoint_every == 0 or i + 1 == steps):
+            if sampler is not None:
+                settings["data_position"] = sampler.position(i + 1)
             write_checkpoint(ckpt_dir, i + 1, history, keep_last, model, None, normalizer,
                               full_config(i + 1), optimizers=optimizers, rng=rng_states(generator, device))
     bar.close()
+    del batches  # stops the reading workers
     model.eval()
     return Checkpoint(model=model, schedule=None, normalizer=normalizer,
                       config=full_config(max(start, steps)), history=pd.DataFrame(history))

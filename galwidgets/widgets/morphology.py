@@ -4,8 +4,11 @@ A scatter plot of both sets with marginal histograms (HoloViews + Bokeh); a box 
 selection shows the selected stamps as a fixed-size montage. Measurements:
 
 - **Gini–M20** (Lotz, Primack & Madau 2004) with :func:`galwidgets.metrics.gini_m20` (fast,
-  batched), drawn with the merger line ``G = -0.14 M20 + 0.33`` and the bulge/disc line
-  ``G = 0.14 M20 + 0.80`` of Lotz et al. (2008, ApJ 672, 177, eqs. 4-5).
+  batched), drawn with the lines of Lotz et al. (2008, ApJ 672, 177, eqs. 4-6; astro-ph/0602088) and
+  their three regions labelled: mergers ``G > -0.14 M20 + 0.33``; of the others, E/S0/Sa above
+  the bulge/disc line ``G > 0.14 M20 + 0.80`` and Sb–Ir below it (:func:`lotz_2008_class`; the
+  status line counts each set per region). The lines were calibrated on rest-frame B-band HST/ACS
+  images of 0.2 < z < 1.2 galaxies; on ground-based stamps they are a guide, not a classifier.
 - **Concentration–asymmetry** (Conselice 2003, ApJS 147, 1), measured only when asked: a fast
   approximation of statmorph's C and A (:func:`concentration_asymmetry`) or statmorph itself
   (:func:`galwidgets.metrics.morphology`, ~0.4 s per galaxy), drawn with the merger limit
@@ -35,8 +38,8 @@ from ..viz import STRETCHES
 from ._bokeh import refresh_bokeh
 from .gallery import GENERATED_COLOUR, REAL_COLOUR, _checked, _composite, _mosaic, _padded, _png
 
-__all__ = ["LOTZ_2008", "PLANES", "MorphologyExplorer", "MorphologyState", "MorphologyView",
-           "concentration_asymmetry"]
+__all__ = ["LOTZ_2008", "LOTZ_2008_CLASSES", "PLANES", "MorphologyExplorer", "MorphologyState",
+           "MorphologyView", "concentration_asymmetry", "lotz_2008_class"]
 
 #: Plane name -> (x column, y column, x label, y label); ``{band}`` is the measurement band.
 PLANES = {
@@ -44,7 +47,10 @@ PLANES = {
     "concentration_asymmetry": ("asymmetry", "concentration", "asymmetry A", "concentration C"),
     "size_magnitude": ("mag_{band}", "r_half", "{band} magnitude (AB)", "half-light radius (arcsec)"),
 }
-#: Lotz et al. (2008) eqs. 4-5: (slope, intercept) of G(M20) for the merger and bulge/disc lines.
+#: The regions of the Gini–M20 plane of Lotz et al. (2008, eqs. 4-6), in the order of :func:`lotz_2008_class`.
+LOTZ_2008_CLASSES = ("merger", "E/S0/Sa", "Sb–Ir")
+#: Where each region's label is drawn (M20, Gini): inside its region, clear of the legend (bottom left).
+_REGION_LABELS = {"merger": (-0.75, 0.66), "E/S0/Sa": (-2.55, 0.56), "Sb–Ir": (-2.35, 0.34)}
 CONSELICE_MERGER_A = 0.35  # Conselice (2003): A > 0.35 marks major mergers
 SETS = ("real", "generated")
 _HEX = {s: "#{:02x}{:02x}{:02x}".format(*c) for s, c in zip(SETS, (REAL_COLOUR, GENERATED_COLOUR))}
@@ -170,6 +176,25 @@ def concentration_asymmetry(
             other = (labels[i] > 0) & (labels[i] != centre[i])
             out[i] = _ca_one(np.where(other, 0.0, data[i]), labels[i] == centre[i], sky_asym[i])
     return pd.DataFrame({"concentration": out[:, 0], "asymmetry": out[:, 1]})
+
+
+def lotz_2008_class(gini: Any, m20: Any) -> np.ndarray:
+    """Region of the Gini–M20 plane of each galaxy (Lotz et al. 2008, ApJ 672, 177, eqs. 4-6).
+
+    ``"merger"`` where ``G > -0.14 M20 + 0.33``; otherwise ``"E/S0/Sa"`` where
+    ``G > 0.14 M20 + 0.80`` and ``"Sb–Ir"`` below both lines; ``""`` where either value is NaN.
+    Coefficients: :data:`galwidgets.metrics.LOTZ_2008`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Strings, one per galaxy (:data:`LOTZ_2008_CLASSES` or ``""``).
+    """
+    gini, m20 = np.broadcast_arrays(np.asarray(gini, dtype=np.float64), np.asarray(m20, dtype=np.float64))
+    (a, b), (c, d) = LOTZ_2008["merger"], LOTZ_2008["bulge"]
+    merger, bulge = gini > a * m20 + b, gini > c * m20 + d
+    out = np.where(merger, LOTZ_2008_CLASSES[0], np.where(bulge, LOTZ_2008_CLASSES[1], LOTZ_2008_CLASSES[2]))
+    return np.where(np.isfinite(gini) & np.isfinite(m20), out, "").astype(object)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -304,6 +329,15 @@ class MorphologyState(T.HasTraits):
         finite = np.isfinite(table[[x, y]].to_numpy(dtype=np.float64)).all(axis=1)
         return table[finite].reset_index(drop=True)
 
+    def region_counts(self) -> pd.DataFrame:
+        """Galaxies of each set (rows) in each Lotz et al. (2008) region of the Gini–M20 plane
+        (columns :data:`LOTZ_2008_CLASSES`); galaxies with a NaN measurement are not counted."""
+        points = self.points("gini_m20")
+        regions = pd.Categorical(lotz_2008_class(points["gini"], points["m20"]), LOTZ_2008_CLASSES)
+        counts = pd.crosstab(pd.Categorical(points["set"], SETS), regions, dropna=False)
+        counts = counts.reindex(index=list(SETS), columns=list(LOTZ_2008_CLASSES), fill_value=0)
+        return counts.rename_axis(index="set", columns="region").astype(int)
+
     def dropped(self, plane: str | None = None) -> dict[str, int]:
         """Galaxies of each set left out of ``plane`` because a measurement is NaN."""
         kept = self.points(plane)["set"].value_counts()
@@ -331,6 +365,11 @@ class MorphologyState(T.HasTraits):
         if any(dropped.values()):
             parts.append(f"not plotted (NaN measurement): {dropped['real']} real, "
                          f"{dropped['generated']} generated")
+        if self.plane == "gini_m20" and self.measured("gini_m20"):
+            counts = self.region_counts()
+            parts.append("Lotz+08 regions (real / generated): " + ", ".join(
+                f"{region} {counts.loc['real', region]} / {counts.loc['generated', region]}"
+                for region in LOTZ_2008_CLASSES))
         self.message = "; ".join(parts)
 
     def montage(self) -> np.ndarray:
@@ -381,10 +420,14 @@ def _guides(state: MorphologyState) -> list[Any]:
         m_cross = (d - b) / (a - c)  # where the two lines meet, M20 = -1.68
         merger = np.array([-3.0, 0.0])
         bulge = np.array([-3.0, m_cross])
-        return [hv.Curve((merger, a * merger + b), x, y, label="merger (Lotz+08)")
+        labels = pd.DataFrame([(m, g, name) for name, (m, g) in _REGION_LABELS.items()],
+                              columns=[x, y, "region"])
+        return [hv.Curve((merger, a * merger + b), x, y, label="merger line (Lotz+08)")
                 .opts(color="black", line_dash="dashed"),
-                hv.Curve((bulge, c * bulge + d), x, y, label="bulge | disc (Lotz+08)")
-                .opts(color="black", line_dash="dotted")]
+                hv.Curve((bulge, c * bulge + d), x, y, label="bulge/disc line (Lotz+08)")
+                .opts(color="black", line_dash="dotted"),
+                hv.Labels(labels, [x, y], "region").opts(text_color="#444444", text_font_size="10pt",
+                                                         text_font_style="italic")]
     if state.plane == "concentration_asymmetry":
         return [hv.VLine(CONSELICE_MERGER_A).opts(color="black", line_dash="dashed")]
     return []

@@ -5,15 +5,19 @@ Forward process (Ho et al. 2020, eq. 4): ``x_t = √ᾱ_t x_0 + √(1 - ᾱ_t) �
 schedule's ``ᾱ_t`` and signal-to-noise ratio ``SNR(t) = ᾱ_t / (1 - ᾱ_t)`` (Kingma et al. 2021,
 log scale), with a marker at ``t``.
 
-Reverse process: a trained model draws a galaxy with DDPM (Ho et al. 2020, Algorithm 2, all T
-steps) or DDIM (Song et al. 2021, eq. 12, a chosen number of steps); the sampler's per-step
+Reverse process: a trained model draws a galaxy with any sampler of ``gw.samplers.SAMPLERS`` —
+DDPM (Ho et al. 2020, Algorithm 2, all T steps), DDIM (Song et al. 2021, eq. 12), DPM-Solver++
+(Lu et al. 2022, the default, :data:`~galwidgets.diffusion.samplers.DEFAULT_SAMPLER`), Euler, Heun
+or ancestral Euler (Karras et al. 2022) — in a chosen number of steps; the sampler's per-step
 callback records ``x_t`` and the network's estimate ``x̂_0`` of the clean image at every step, and
-a player steps through them. With only a :class:`NoiseSchedule` (no model) the forward part works
-and the reverse part is disabled.
+a player steps through them, so switching sampler shows how each one walks from noise to galaxy.
+With only a :class:`NoiseSchedule` (no model) the forward part works and the reverse part is
+disabled.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +39,12 @@ from ._bokeh import holoviews_widget, load_bokeh, refresh_bokeh
 from .gallery import _mosaic, _png
 
 __all__ = ["DiffusionStepper", "DiffusionStepperState", "DiffusionStepperView"]
+
+def _sampler_eta(name: str) -> float:
+    """The default η of sampler ``name`` (0 for those without one)."""
+    eta = inspect.signature(samplers.SAMPLERS[name]).parameters.get("eta")
+    return 0.0 if eta is None else float(eta.default)
+
 
 _NO_MODEL = ("checkpoint: the reverse process needs a trained model: this stepper was given only a "
              "NoiseSchedule; pass a Checkpoint (e.g. gw.pretrained.load('desi-tiny')) to run it")
@@ -60,11 +70,16 @@ class DiffusionStepperState(T.HasTraits):
     band = T.Int(1, help="channel shown when display == 'band'")
     stretch = T.Enum(STRETCHES, default_value="lupton", help="stretch of the colour composites")
     zoom = T.Int(4, help="screen pixels per image pixel")
-    sampler = T.Enum(("ddim", "ddpm"), default_value="ddim", help="reverse-process sampler")
-    steps = T.Int(20, help="DDIM steps (DDPM always takes all T)")
-    eta = T.Float(0.0, help="DDIM η (0: deterministic; 1: DDPM-like noise)")
+    sampler = T.Enum(tuple(samplers.SAMPLERS), default_value=samplers.DEFAULT_SAMPLER,
+                     help="reverse-process sampler, a name of gw.samplers.SAMPLERS")
+    steps = T.Int(samplers.DEFAULT_STEPS, help="sampler steps (DDPM always takes all T; Heun evaluates "
+                                               "the network 2 steps - 1 times)")
+    eta = T.Float(help="η of the samplers that take it (DDIM, DPM-Solver++ and its SDE, ancestral Euler): "
+                       "0 deterministic, 1 the DDPM-like noise; the others ignore it. Choosing a sampler "
+                       "sets it to that sampler's own default")
     seed = T.Int(0, help="seed of the reverse process")
-    frames = T.List(help="recorded reverse steps: dicts with i, t, x, x0_pred")
+    frames = T.List(help="recorded reverse steps: dicts with i, t (fractional for the σ-space samplers), "
+                         "sigma, x, x0_pred")
     frame = T.Int(0, help="frame shown by the player")
     busy = T.Bool(False, help="the reverse process is running")
 
@@ -92,6 +107,14 @@ class DiffusionStepperState(T.HasTraits):
     @T.observe("frames")
     def _reset_frame(self, change: dict) -> None:
         self.frame = 0
+
+    @T.default("eta")
+    def _default_eta(self) -> float:
+        return _sampler_eta(self.sampler)
+
+    @T.observe("sampler")
+    def _eta_follows_sampler(self, change: dict) -> None:
+        self.eta = _sampler_eta(change["new"])
 
     # -- the schedule ----------------------------------------------------------------------------
     @property
@@ -139,6 +162,21 @@ class DiffusionStepperState(T.HasTraits):
     def _settings(self) -> dict:
         return {"sampler": self.sampler, "steps": self.steps, "eta": self.eta, "seed": self.seed}
 
+    @property
+    def uses_steps(self) -> bool:
+        """Whether the chosen sampler takes ``steps`` (all but DDPM)."""
+        return self.sampler != "ddpm"
+
+    @property
+    def uses_eta(self) -> bool:
+        """Whether the chosen sampler takes ``eta`` (DDIM, DPM-Solver++, ancestral Euler)."""
+        return "eta" in inspect.signature(samplers.SAMPLERS[self.sampler]).parameters
+
+    def steps_to_record(self, sampler: str | None = None, steps: int | None = None) -> int:
+        """Frames a reverse run records: ``steps`` (one per step, also for Heun), DDPM all T."""
+        sampler = self.sampler if sampler is None else sampler
+        return self.T if sampler == "ddpm" else (self.steps if steps is None else steps)
+
     def _compute(self, settings: dict, callback: Callable[[dict], None] | None = None) -> list[dict]:
         """Run the sampler on one galaxy and return its frames; touches no trait (thread-safe)."""
         if self.checkpoint is None:
@@ -146,7 +184,9 @@ class DiffusionStepperState(T.HasTraits):
         ckpt, frames = self.checkpoint, []
 
         def record(info: dict) -> None:
-            frames.append({"i": int(info["i"]), "t": int(info["t"]),
+            t = float(info["t"])
+            sigma = info.get("sigma", float(self.schedule.sigmas[round(t)]))
+            frames.append({"i": int(info["i"]), "t": int(t) if t == int(t) else t, "sigma": float(sigma),
                            "x": info["x"][0].float().cpu().numpy().copy(),
                            "x0_pred": info["x0_pred"][0].float().cpu().numpy().copy()})
             if callback is not None:
@@ -154,18 +194,19 @@ class DiffusionStepperState(T.HasTraits):
 
         shape = (1, *self.galaxies.shape[1:])
         generator = torch.Generator().manual_seed(settings["seed"])
-        if settings["sampler"] == "ddim":
-            samplers.ddim(ckpt.model, self.schedule, shape, steps=settings["steps"], eta=settings["eta"],
-                          callback=record, generator=generator, progress=False)
-        else:
-            samplers.ddpm(ckpt.model, self.schedule, shape, callback=record, generator=generator,
-                          progress=False)
+        fn = samplers.SAMPLERS[settings["sampler"]]
+        options = inspect.signature(fn).parameters
+        kwargs = {key: settings[key] for key in ("steps", "eta") if key in options}
+        fn(ckpt.model, self.schedule, shape, callback=record, generator=generator, progress=False, **kwargs)
         return frames
 
     def run_reverse(self, callback: Callable[[dict], None] | None = None) -> list[dict]:
         """Draw one galaxy with ``sampler`` and record every step into ``frames``.
 
-        DDIM takes ``steps`` steps (with ``eta``), DDPM all T; ``seed`` fixes the draw.
+        Every sampler but DDPM takes ``steps`` steps (those with an ``eta`` take it too), DDPM all
+        T; ``seed`` fixes the draw. Each frame holds the step's ``x_t`` (the VP sample the network
+        sees), the network's ``x̂_0``, the timestep ``t`` (fractional for the σ-space samplers) and
+        the noise level ``sigma``.
         ``callback`` also receives the sampler's per-step dicts. Raises ``ValueError`` without a
         model.
         """
@@ -179,8 +220,8 @@ class DiffusionStepperState(T.HasTraits):
 
     @property
     def frame_t(self) -> int | None:
-        """Timestep of the frame shown, or None before a reverse run."""
-        return self.frames[self.frame]["t"] if self.frames else None
+        """Timestep of the frame shown, rounded to an integer, or None before a reverse run."""
+        return round(self.frames[self.frame]["t"]) if self.frames else None
 
     # -- pictures --------------------------------------------------------------------------------
     def picture(self, x: np.ndarray) -> np.ndarray:
@@ -242,9 +283,9 @@ class DiffusionStepperView(W.VBox):
         self.forward_image = W.Image(format="png")
         self.forward_label = W.HTML()
         # reverse process
-        self.sampler = W.ToggleButtons(options=("ddim", "ddpm"), description="sampler")
-        self.steps = W.IntSlider(min=1, max=state.T, description="DDIM steps")
-        self.eta = W.FloatSlider(min=0.0, max=1.0, step=0.05, description="DDIM η")
+        self.sampler = W.Dropdown(options=tuple(samplers.SAMPLERS), description="sampler")
+        self.steps = W.IntSlider(min=1, max=state.T, description="steps")
+        self.eta = W.FloatSlider(min=0.0, max=1.0, step=0.05, description="η")
         self.seed = W.IntText(description="seed")
         self.run_button = W.Button(description="run reverse process", icon="play", button_style="primary")
         self.progress = W.IntProgress(value=0, min=0, max=1, description="sampling")
@@ -330,7 +371,9 @@ class DiffusionStepperView(W.VBox):
         self.x0_image.value = state.frame_png("x0_pred")
         if state.frames:
             info = state.frames[state.frame]
-            self.frame_label.value = f"step {info['i'] + 1} of {len(state.frames)}, t = {info['t']}"
+            t = info["t"] if isinstance(info["t"], int) else f"{info['t']:.1f}"
+            self.frame_label.value = (f"step {info['i'] + 1} of {len(state.frames)}, t = {t}, "
+                                      f"σ = {info['sigma']:.3g}")
         else:
             self.frame_label.value = "no reverse run yet"
         self._frame_stream.event(frame_t=-1 if state.frame_t is None else state.frame_t)
@@ -340,14 +383,15 @@ class DiffusionStepperView(W.VBox):
         off = state.busy or not state.can_reverse
         for control in (self.run_button, self.sampler, self.seed):
             control.disabled = off
-        self.steps.disabled = self.eta.disabled = off or state.sampler == "ddpm"
+        self.steps.disabled = off or not state.uses_steps
+        self.eta.disabled = off or not state.uses_eta
         self.run_button.description = "running…" if state.busy else "run reverse process"
 
     def run(self) -> None:
         """What the run button does: the reverse process (in a thread in a kernel), then the frames."""
         state = self.state
         settings = state._settings()
-        total = settings["steps"] if settings["sampler"] == "ddim" else state.T
+        total = state.steps_to_record(settings["sampler"], settings["steps"])
         launch(state, lambda callback: state._compute(settings, callback),
                lambda frames: setattr(state, "frames", frames), self.progress, self.status, total,
                self.threaded)
@@ -383,8 +427,10 @@ class DiffusionStepper:
     Examples
     --------
     >>> st = gw.widgets.DiffusionStepper(gw.pretrained.load("desi-tiny"))
-    >>> st.state.t = 300; st.state.run_reverse(); len(st.state.frames)
-    20
+    >>> st.state.t = 300; st.state.run_reverse(); len(st.state.frames)  # DEFAULT_STEPS frames
+    15
+    >>> st.state.sampler = "ddim"; st.state.steps = 50; len(st.state.run_reverse())
+    50
     """
 
     def __init__(self, checkpoint: Any, galaxies: Any = None, bands: Any = None, size: int = 64,
@@ -414,10 +460,13 @@ class DiffusionStepper:
         zeropoint = galaxies.zeropoint if isinstance(galaxies, Survey) else (
             ckpt.zeropoint if ckpt is not None else 22.5)
         settings.setdefault("band", names.index("r") if "r" in names else len(names) // 2)
-        settings.setdefault("steps", min(20, schedule.T))
+        settings.setdefault("steps", min(samplers.DEFAULT_STEPS, schedule.T))
+        eta = settings.pop("eta", None)  # set after the sampler, whose choice resets η to its own default
         try:
             self.state = DiffusionStepperState(schedule=schedule, checkpoint=ckpt, normalizer=normalizer,
                                                galaxies=flux, bands=names, zeropoint=zeropoint, **settings)
+            if eta is not None:
+                self.state.eta = eta
         except T.TraitError as exc:  # the public error type for bad arguments
             raise ValueError(str(exc)) from None
         self.view = DiffusionStepperView(self.state, threaded=threaded)

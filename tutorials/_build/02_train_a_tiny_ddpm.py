@@ -148,7 +148,7 @@ for stage in stages:
                     ema_decay=0.99, normalizer=normalizer, checkpoint_dir=work, checkpoint_every=100,
                     seed=seed, progress=False)
     train_seconds += time.perf_counter() - t0
-    samples = ckpt.sample(n_eval, steps=sample_steps, seed=seed, progress=False)
+    samples = ckpt.sample(n_eval, sampler="ddim", steps=sample_steps, seed=seed, progress=False)
     snapshots[stage] = samples.images[:n_show]
     per_t[stage] = loss_per_timestep(ckpt.model)
     sgd = gw.metrics.synthetic_galaxy_distance(samples, phot_ref)["total"]
@@ -228,7 +228,7 @@ code("""shipped = gw.pretrained.load("desi-tiny")
 recipe = shipped.config["pretrained"]["recipe"]
 mock64 = gw.data.simulate_survey(n_reference, size=shipped.size, seed=2026, progress=False)
 phot64 = gw.metrics.photometry(mock64)
-shipped_samples = shipped.sample(n_compare, steps=sample_steps, seed=seed, progress=False)
+shipped_samples = shipped.sample(n_compare, sampler="ddim", steps=sample_steps, seed=seed, progress=False)
 shipped_sgd = gw.metrics.synthetic_galaxy_distance(shipped_samples, phot64)["total"]
 shipped_baseline = gw.metrics.split_half_baseline(phot64, seed=seed)["total"]
 comparison = pd.DataFrame({

@@ -1,13 +1,15 @@
-"""Tutorial 3: the reverse process, DDPM against DDIM, and what the number of steps buys."""
+"""Tutorial 3: the reverse process, DDPM against DDIM, the probability-flow ODE and its fast solvers."""
 
 from _tut import code, exercise, md, parameters, write
 
 CELLS = [
-md("""# 3 · Sampling: DDPM vs DDIM
+md("""# 3 · Sampling: DDPM, DDIM and the ODE solvers
 
 A trained diffusion model predicts, from a noisy image $x_t$, what the clean image was. A *sampler*
 turns that prediction into a walk from pure noise $x_T$ back to a galaxy $x_0$. This tutorial
-compares the two classic samplers with the shipped model `desi-tiny`.
+compares the two classic samplers with the shipped model `desi-tiny`, then looks at sampling as
+solving an ordinary differential equation, which is why DPM-Solver++, the default sampler of
+galwidgets, needs a fraction of DDIM's network evaluations.
 
 ## Learning goals
 - write one step of the DDPM ancestral sampler (Ho et al. 2020) and of DDIM (Song et al. 2021),
@@ -16,15 +18,21 @@ compares the two classic samplers with the shipped model `desi-tiny`.
   with $\\eta = 1$;
 - measure how quality and time depend on the number of steps, and judge a small-sample metric
   against its noise (split-half baseline, bootstrap errors);
+- write the probability-flow ODE in noise levels $\\sigma$, see DDIM as its first-order solver and
+  explain why second- and third-order solvers (Heun, DPM-Solver++) need fewer network evaluations;
+- read the measured quality-against-evaluations curve of every sampler, and pick one;
 - watch the estimate $\\hat x_0$ sharpen along the reverse process, with the sampler `callback` and
-  the `DiffusionStepper` widget.
+  the `DiffusionStepper` widget, for any sampler.
 
-Runs in about 2–3 minutes on 2 CPU cores (almost all of it sampling 32 galaxies six times)."""),
+Runs in about 3–4 minutes on 2 CPU cores (almost all of it sampling 32 galaxies six times)."""),
 parameters("""n_galaxies = 32  # int: galaxies drawn for every sampler and step count
 n_reference = 64  # int: mock galaxies to compare with (its two halves give the baseline)
 ddim_steps = [5, 10, 25, 50]  # list: DDIM step counts to try
 ddpm_steps = [5, 25]  # list: step counts of ancestral (DDPM) sampling on a respaced schedule
-widget_steps = 20  # int: DDIM steps of the widget's first reverse run
+n_ode = 2  # int: galaxies whose ODE trajectories the solvers integrate
+ode_nfe = [5, 10, 20, 40]  # list: network evaluations per solver in the convergence experiment
+ode_reference_steps = 150  # int: steps of the 3rd-order solver that gives the "exact" ODE solution
+widget_steps = 15  # int: steps of the widget's first reverse run (with the default sampler)
 seed = 0  # int: seed of the samples (the same seed gives the same starting noise x_T)"""),
 md("""## The reverse process: DDPM
 
@@ -129,7 +137,7 @@ def watch(eta, steps):
     def keep(info):
         frames.append((info["t"], info["x"][0].cpu().numpy().copy(), info["x0_pred"][0].cpu().numpy().copy()))
 
-    ckpt.sample(1, steps=steps, eta=eta, seed=seed, progress=False, callback=keep)
+    ckpt.sample(1, sampler="ddim", steps=steps, eta=eta, seed=seed, progress=False, callback=keep)
     return frames
 
 
@@ -181,7 +189,7 @@ runs = [("DDIM", steps, 0.0) for steps in ddim_steps] + [("DDPM", steps, 1.0) fo
 rows, samples = [], {}
 for name, steps, eta in runs:
     start = time.perf_counter()
-    galaxies = ckpt.sample(n_galaxies, steps=steps, eta=eta, seed=seed, progress=False)
+    galaxies = ckpt.sample(n_galaxies, sampler="ddim", steps=steps, eta=eta, seed=seed, progress=False)
     seconds = time.perf_counter() - start
     samples[name, steps] = galaxies
     sgd = gw.metrics.synthetic_galaxy_distance(galaxies, reference, bootstrap=100)
@@ -235,28 +243,177 @@ md("""How to read this:
   the scaled sky noise ($\\sqrt{\\bar\\alpha_t} \\times 0.1$; tutorial 1). The network cannot know that
   exact noise pattern, so its best estimate averages it away: too smooth skies. With more steps the
   last prediction is made from an almost clean image and the sky noise comes back towards the mock
-  value.
+  value."""),
+md("""## The ODE view: sampling as solving a differential equation
 
-## The DiffusionStepper's reverse-process player
+DDIM with $\\eta = 0$ is deterministic: it maps each starting noise to one galaxy. Song et al. (2021b,
+"Score-based generative modeling through SDEs") showed why: the diffusion has a **probability-flow
+ODE** whose solutions carry the noise distribution into the data distribution, and deterministic
+samplers are numerical solvers of it. Karras et al. (2022) write it most simply in noise levels:
+divide $x_t$ by $\\sqrt{\\bar\\alpha_t}$,
+
+$$x = \\frac{x_t}{\\sqrt{\\bar\\alpha_t}} = x_0 + \\sigma\\,\\epsilon, \\qquad
+\\sigma = \\sqrt{\\frac{1-\\bar\\alpha_t}{\\bar\\alpha_t}},$$
+
+and call the network's clean-image estimate the *denoiser* $D(x; \\sigma) = \\hat x_0$. Then
+
+$$\\frac{dx}{d\\sigma} = \\frac{x - D(x; \\sigma)}{\\sigma}
+\\qquad \\text{(Karras et al. 2022, eq. 3 with } \\sigma(t) = t\\text{)}:$$
+
+start from $x = \\sigma_{\\max} n$ with $n \\sim \\mathcal N(0, I)$ (galwidgets uses $\\sigma_{\\max} = 80$),
+integrate down to $\\sigma = 0$, and $x$ is the galaxy. Every evaluation of $D$ is one network call, so
+the cost of a sampler is its number of **network function evaluations (NFE)**. Over noise levels
+$\\sigma_0 > \\sigma_1 > \\dots > 0$:
+
+* **Euler** (first order): $x_{i+1} = x_i + (\\sigma_{i+1} - \\sigma_i)\\,(x_i - D_i)/\\sigma_i
+  = \\frac{\\sigma_{i+1}}{\\sigma_i} x_i + \\big(1 - \\frac{\\sigma_{i+1}}{\\sigma_i}\\big) D_i$. Multiply by
+  $\\sqrt{\\bar\\alpha_{t_{i+1}}}$ and this is **exactly DDIM's eq. 12** with $\\eta = 0$: DDIM is Euler's
+  method on the probability-flow ODE, on its own grid of noise levels. It is also DPM-Solver++ of
+  order 1, the first-order *exponential integrator* of Lu et al. (2022).
+* **Heun** (second order, Karras et al. 2022, Algorithm 1): an Euler step to a trial point, a second
+  slope there, and the average of the two slopes: 2 NFE per step.
+* **DPM-Solver++(2M)** (Lu et al. 2022b, Algorithm 2): work in $\\lambda = -\\log\\sigma$, where the linear
+  part of the ODE is solved exactly, and correct the Euler step with the previous step's $D$:
+  $x_{i+1} = \\frac{\\sigma_{i+1}}{\\sigma_i} x_i
+  + (1 - e^{-h_i})\\big(D_i + \\frac{D_i - D_{i-1}}{2 r_i}\\big)$,
+  $h_i = \\log(\\sigma_i / \\sigma_{i+1})$, $r_i = h_{i-1}/h_i$: second order for **one** NFE per step.
+  3M adds the difference before that (third order).
+
+Why higher order buys steps: a solver of order $k$ has a global error $\\propto h^k$ for steps of size
+$h$. Doubling the steps divides a first-order solver's error by 2, a second-order one's by 4 and a
+third-order one's by 8; for the same error, the higher-order solver needs far fewer steps, as long as
+the trajectory is smooth on the scale of a step. Let us measure it: integrate `n_ode` starting noises
+with every solver and compare with a nearly exact solution from many small third-order steps
+(without clipping $\\hat x_0$, so that we see the ODE itself)."""),
+code("""shape = (n_ode, len(ckpt.bands), ckpt.size, ckpt.size)
+x_start = torch.randn(shape, generator=torch.Generator().manual_seed(seed + 1))
+common = {"x_T": x_start, "clip_x0": False, "autocast": False, "progress": False}
+exact = gw.samplers.dpm_solver(ckpt.model, ckpt.schedule, shape, steps=ode_reference_steps, order=3, **common)
+solvers = {  # label: (sampler, its settings, steps that cost a given NFE)
+    "Euler = DDIM step (1st order)": (gw.samplers.euler, {}, lambda nfe: nfe),
+    "Heun (2nd order, 2 NFE/step)": (gw.samplers.heun, {}, lambda nfe: (nfe + 1) // 2),
+    "DPM-Solver++ 2M": (gw.samplers.dpm_solver, {"order": 2}, lambda nfe: nfe),
+    "DPM-Solver++ 3M": (gw.samplers.dpm_solver, {"order": 3}, lambda nfe: nfe),
+}
+rows = []
+for label, (sampler, settings, steps_for) in solvers.items():
+    for nfe in ode_nfe:
+        steps = steps_for(nfe)
+        x = sampler(ckpt.model, ckpt.schedule, shape, steps=steps, **settings, **common)
+        rows.append({"solver": label, "NFE": 2 * steps - 1 if sampler is gw.samplers.heun else steps,
+                     "RMS error": float((x - exact).pow(2).mean().sqrt())})
+ode = pd.DataFrame(rows)
+
+fig, ax = plt.subplots(figsize=(6, 4))
+for label, group in ode.groupby("solver", sort=False):
+    ax.loglog(group.NFE, group["RMS error"], marker="o", label=label)
+ax.set(xlabel="network evaluations (NFE)", ylabel="RMS error against the exact ODE solution",
+       title="The probability-flow ODE, solved with few steps")
+ax.legend(fontsize=8)
+ax.grid(alpha=0.3, which="both")
+plt.show()
+ode.pivot(index="solver", columns="NFE", values="RMS error").round(4)"""),
+md("""On a log-log plot an error $\\propto \\mathrm{NFE}^{-k}$ is a straight line of slope $-k$. Measured with
+the default parameters (RMS error in model space, where pixels are of order 0.1 to 1):
+
+| NFE | 5 | 10 | 20 | 40 |
+|---|---|---|---|---|
+| Euler (= DDIM's step) | 0.051 | 0.028 | 0.013 | 0.0074 |
+| Heun (at 5, 9, 19, 39 NFE) | 1.4 | 0.13 | 0.019 | 0.0047 |
+| DPM-Solver++ 2M | 0.022 | 0.0057 | 0.0022 | 0.00068 |
+| DPM-Solver++ 3M | 0.024 | 0.013 | 0.0022 | 0.00064 |
+
+Euler halves its error when the NFE double (first order); DPM-Solver++(2M) divides it by about 3–4
+(second order) and is 5–10 times closer to the exact solution at the same cost. The third order
+only pays off once the steps are small (20 NFE and up): with few steps, the first, largest steps,
+where $D$ turns from "the mean galaxy" into "this galaxy", dominate the error of every solver. Heun
+is second order too, but pays two evaluations per step: with 5 NFE it takes 3 steps, from
+$\\sigma = 80$ to $0.72$ to $0.0064$ (a factor of 110 each), far beyond where its trial slope means
+anything; from 20 NFE on it converges as fast as the others.
+
+An ODE error is not yet a quality measure: what matters is whether the *population* of galaxies
+matches the survey. `benchmarks/bench_samplers.py` drew 256 galaxies from `desi-tiny` with every
+sampler at 5 to 50 NFE and measured the SGD against 512 held-out mock galaxies (the numbers are in
+`BENCHMARKS.md`, "Samplers: quality against network evaluations"; recomputing them takes about an
+hour on 2 CPU cores). The grey band is 50-step DDIM's SGD and 5 % above it."""),
+code("""recorded = {
+    "n": 256,  # generated galaxies (one seed), against 512 held-out ones
+    "nfe": [5, 10, 15, 20, 30, 50],  # axis ticks
+    "sgd": {  # SGD by sampler and network evaluations (BENCHMARKS.md)
+        "ddim": {5: 0.909, 10: 0.65, 15: 0.589, 20: 0.539, 30: 0.499, 50: 0.46},
+        "dpm_solver": {5: 0.784, 8: 0.614, 10: 0.607, 11: 0.535, 12: 0.527, 15: 0.507, 20: 0.447},
+        "dpm_solver_3m": {5: 0.888, 8: 0.621, 10: 0.514, 15: 0.478},
+        "dpm_solver_2m_sde": {10: 0.665, 12: 0.55, 15: 0.425},
+        "euler": {10: 0.789, 15: 0.683},
+        "heun": {9: 2.262, 11: 1.126, 13: 0.577, 15: 0.465},
+        "euler_ancestral": {10: 0.968, 15: 0.857},
+    },
+}
+fig, ax = plt.subplots(figsize=(7, 4))
+for name, curve in recorded["sgd"].items():
+    nfe = sorted(curve)
+    ax.plot(nfe, [curve[k] for k in nfe], marker="o", ms=3, label=name)
+target = recorded["sgd"]["ddim"][50]
+ax.axhspan(target, 1.05 * target, color="0.85", label="50-step DDIM … +5 %")
+ax.set_xscale("log")
+ax.set_xticks(recorded["nfe"], [str(k) for k in recorded["nfe"]])
+ax.minorticks_off()
+ax.set_ylim(0.3, 1.0)                         # Heun at 9 and 11 NFE (2.3, 1.1) is off the top
+ax.set(xlabel="network evaluations (NFE)", ylabel="SGD to held-out mocks (lower is better)",
+       title=f"desi-tiny, {recorded['n']} generated vs 512 held-out galaxies (recorded)")
+ax.legend(fontsize=7, ncol=2)
+ax.grid(alpha=0.3)
+plt.show()
+print(f"default sampler of galwidgets: {gw.samplers.DEFAULT_SAMPLER}, {gw.samplers.DEFAULT_STEPS} steps")"""),
+md("""That measurement chose the default: `ckpt.sample(n)` with no sampler named uses
+`gw.samplers.DEFAULT_SAMPLER` with `gw.samplers.DEFAULT_STEPS` steps, the SDE form of DPM-Solver++(2M)
+(`gw.samplers.dpm_solver_sde`: the same multistep update with fresh noise $\\sigma_{i+1}\\sqrt{1-e^{-2h}}\\,n$
+at every step) with 15 steps. At 15 NFE it was the best sampler by both measures on this curve;
+on a larger test (512 against 512 galaxies, 3 seeds, `BENCHMARKS.md`) it came out 14 % above
+50-step DDIM, and the deterministic 2M at 20 steps 8 % above. Three lessons beyond the ODE errors above:
+
+* the best ODE solver is not automatically the best sampler: the SDE adds noise that corrects part
+  of the error the earlier steps made (Karras et al. 2022, §4), which pays off from about 15 steps;
+* first-order samplers (Euler, and DDIM, which is Euler's step) stay far off at 15 NFE;
+* small evaluations mislead: with 256 against 256 galaxies, the third-order solver at 10 NFE looked
+  as good as 50-step DDIM, and on 512 against 512 it was 35 % worse. Rank samplers on the largest
+  samples you can afford, and look at more than one number.
+
+Check the default live at this tutorial's size: the same `n_galaxies` and `seed` as the DDIM sweep
+above."""),
+code("""start = time.perf_counter()
+fast = ckpt.sample(n_galaxies, seed=seed, progress=False)      # the default sampler and steps
+seconds = time.perf_counter() - start
+sgd = gw.metrics.synthetic_galaxy_distance(fast, reference, bootstrap=100)
+slowest = results[results.sampler == "DDIM"].sort_values("steps").iloc[-1]
+print(f"{gw.samplers.DEFAULT_SAMPLER}, {gw.samplers.DEFAULT_STEPS} steps: {seconds:.1f} s, "
+      f"SGD {sgd['total']:.2f} ± {sgd['total_err']:.2f}, sky noise {sky_noise(fast.images):.4f}")
+print(f"DDIM, {slowest.steps} steps: {slowest.seconds:.1f} s, "
+      f"SGD {slowest.SGD:.2f} ± {slowest['SGD error']:.2f}, "
+      f"sky noise {slowest['sky noise']:.4f}")"""),
+md("""## The DiffusionStepper's reverse-process player
 
 The widget runs the reverse process on one galaxy and records every step. Its controls: `sampler`
-(DDIM or DDPM), `DDIM steps`, `DDIM η` and `seed`; press **run reverse process**, then play through
-the recorded steps to see $x_t$ beside $\\hat x_0$, with a red marker on the $\\bar\\alpha_t$ and SNR
-curves at the step shown. The forward part at the top is tutorial 1. We run the first DDIM pass here
-so the player has frames. DDPM always takes all 1000 steps: for one galaxy that took 55 s on a busy
-2-core CPU."""),
+(any of `gw.samplers.SAMPLERS`; the SDE DPM-Solver++ by default), `steps`, `η` (for the samplers that take
+it: DDIM, the DPM-Solver++ SDE, ancestral Euler) and `seed`; press **run reverse process**, then play
+through the recorded steps to see $x_t$ beside $\\hat x_0$, with a red marker on the $\\bar\\alpha_t$ and
+SNR curves at the step shown. Switch the sampler and run again to see how differently DDIM, Euler
+and DPM-Solver++ spend their steps along the noise levels. The forward part at the top is tutorial 1.
+We run the first pass here so the player has frames. DDPM always takes all 1000 steps: for one galaxy
+that took 55 s on a busy 2-core CPU."""),
 code("""stepper = gw.widgets.DiffusionStepper(ckpt, galaxies=reference, steps=widget_steps)
 frames = stepper.state.run_reverse()          # what the "run reverse process" button does
-print(f"recorded {len(frames)} steps, t = {frames[0]['t']} ... {frames[-1]['t']}")
+print(f"recorded {len(frames)} steps of {stepper.state.sampler}, σ = {frames[0]['sigma']:.3g} ... "
+      f"{frames[-1]['sigma']:.3g}, t = {frames[0]['t']:.1f} ... {frames[-1]['t']:.1f}")
 stepper"""),
-md("""From code, the same switches are `stepper.state.sampler = "ddpm"`, `stepper.state.steps = 5`,
+md("""From code, the same switches are `stepper.state.sampler = "ddim"`, `stepper.state.steps = 5`,
 `stepper.state.eta = 1.0`, then `stepper.state.run_reverse()`; `stepper.state.frame = k` shows step
 `k`."""),
 exercise("""Draw 32 galaxies with DDIM at 25 steps and $\\eta = 0$, $0.5$ and $1$. How do the SGD and the
 sky noise change?""",
 """```python
 for eta in (0.0, 0.5, 1.0):
-    g = ckpt.sample(n_galaxies, steps=25, eta=eta, seed=seed, progress=False)
+    g = ckpt.sample(n_galaxies, sampler="ddim", steps=25, eta=eta, seed=seed, progress=False)
     sgd = gw.metrics.synthetic_galaxy_distance(g, reference, bootstrap=100)
     print(eta, round(sgd["total"], 3), round(sgd["total_err"], 3), round(sky_noise(g.images), 4))
 ```
@@ -332,7 +489,7 @@ On a GPU, with large batches:
 
 ```python
 reference = gw.data.simulate_survey(20_000, seed=1)
-runs = [("ddim", 10), ("ddim", 25), ("ddim", 50), ("ddim", 100), ("ddim", 250), ("ddpm", 1000)]
+runs = [("dpm_solver", 10), ("dpm_solver", 15), ("ddim", 50), ("ddim", 250), ("ddpm", 1000)]
 for sampler, steps in runs:
     g = ckpt.sample(10_000, sampler=sampler, steps=steps, batch_size=512, seed=0)
     print(sampler, steps, gw.metrics.synthetic_galaxy_distance(g, reference, bootstrap=100)["total"])
@@ -346,4 +503,4 @@ nearest-neighbour checks."""),
 
 if __name__ == "__main__":
     write("03_sampling", CELLS, {"n_galaxies": 4, "n_reference": 8, "ddim_steps": [2, 4], "ddpm_steps": [2],
-                                 "widget_steps": 3})
+                                 "n_ode": 1, "ode_nfe": [2, 4], "ode_reference_steps": 6, "widget_steps": 3})

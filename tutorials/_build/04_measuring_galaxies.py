@@ -45,7 +45,7 @@ ckpt = gw.pretrained.load("desi-tiny")
 # held out: desi-tiny learnt from simulate_survey(6000, seed=1000), so use another seed
 mock = gw.data.simulate_survey(n_reference, size=ckpt.size, bands=ckpt.bands, pixel_scale=ckpt.pixel_scale,
                                seed=2026, progress=False)
-generated = ckpt.sample(n_generated, steps=steps, seed=seed, progress=progress)
+generated = ckpt.sample(n_generated, sampler="ddim", steps=steps, seed=seed, progress=progress)
 print("reference:", mock)
 print("generated:", generated)
 n = min(8, len(mock), len(generated))

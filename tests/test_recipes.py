@@ -1,0 +1,83 @@
+"""The papers' recipes (issue 19): their networks, the mock training store, the CPU dry run."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+import galwidgets as gw
+from galwidgets.pretrained import recipes
+from galwidgets.pretrained.recipes import RECIPES
+
+
+@pytest.mark.parametrize(("name", "bands", "size", "millions"),
+                         [("smith2022", 3, 256, 61.83), ("li2024", 5, 64, 27.02)])
+def test_paper_recipes_build_the_networks_of_the_model_card(name, bands, size, millions):
+    recipe = RECIPES[name]
+    assert recipe["survey"]["size"] == size and recipe["store"]
+    model = gw.models.UNet(in_channels=bands, **recipe["model"])
+    assert sum(p.numel() for p in model.parameters()) / 1e6 == pytest.approx(millions, abs=0.01)
+    assert f"-m galwidgets.pretrained.recipes {name}" in recipe["torchrun"]
+    assert recipe["train"]["batch_size"] % recipe["gpus"] == 0
+    table = gw.pretrained.available().set_index("name")
+    assert not table.loc[name, "installed"]  # GPU recipes are not shipped
+
+
+@pytest.fixture()
+def tiny_recipe(monkeypatch):
+    recipe = copy.deepcopy(RECIPES["li2024"])
+    recipe["survey"] = {"n": 12, "size": 32, "instrument": "desi", "seed": 3}
+    monkeypatch.setitem(RECIPES, "tiny-store", recipe)
+    return "tiny-store"
+
+
+def test_prepare_store_writes_the_mock_survey_into_a_store_and_reopens_it(tiny_recipe, tmp_path):
+    path = tmp_path / "train_survey.h5"
+    store = recipes.prepare_store(tiny_recipe, path, progress=False)
+    assert len(store) == 12 and store.bands == ("g", "r", "z") and store.size == 32
+    memory = gw.data.simulate_survey(12, size=32, seed=3, progress=False)  # the same survey, in memory
+    assert (store[:].images == memory.images).all()
+    store.close()
+    again = recipes.prepare_store(tiny_recipe, path, progress=False)  # complete: nothing written
+    assert len(again) == 12
+    again.close()
+    RECIPES[tiny_recipe]["survey"]["seed"] = 4
+    with pytest.raises(ValueError, match=r"workdir: .* holds another survey than recipe 'tiny-store'"):
+        recipes.prepare_store(tiny_recipe, path, progress=False)
+
+
+def test_torchrun_needs_the_store_written_first(tiny_recipe, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match=r"workdir: the training store .* missing or incomplete.*--prepare"):
+        recipes.build(tiny_recipe, tmp_path, progress=False)
+
+
+@pytest.mark.slow  # ~30 s on 2 busy cores: a 27 M-parameter U-Net
+def test_dry_run_streams_two_steps_and_measures_memory():
+    result = recipes.dry_run("li2024", batch_size=1, n_galaxies=4, steps=2)
+    assert result["parameters"] == pytest.approx(27.02e6, rel=1e-3)
+    assert result["steps"] == 2 and len(result["loss"]) == 2 and result["step_seconds"] > 0
+    assert 100 < result["activation_mb_per_image_fp32"] < 400
+    assert result["activation_mb_per_image_bf16"] < result["activation_mb_per_image_fp32"]
+    assert result["forward_gflop_per_image"] == pytest.approx(18.3, rel=0.05)
+    assert result["recipe_batch_per_gpu"] == 64 and result["estimated_gpu_gb_per_rank"] > 1
+
+
+@pytest.mark.parametrize("name", ["smith2022", "li2024"])
+def test_dry_run_command_line_of_each_paper_recipe(name, monkeypatch, capsys):
+    """The ``--dry-run`` command end to end (store, streamed steps, printout) at a reduced size: the
+    recipe's bands, schedule and conditioning, a small network and 32-px stamps (quick in CI)."""
+    recipe = copy.deepcopy(RECIPES[name])
+    recipe["survey"]["size"] = 32
+    recipe["model"].update(base_channels=8, channel_mults=[1, 2], num_res_blocks=1, attention_levels=[1])
+    monkeypatch.setitem(RECIPES, name, recipe)
+    recipes.main([name, "--dry-run"])
+    out = capsys.readouterr().out
+    bands = 3 if name == "smith2022" else 5
+    params = sum(p.numel() for p in gw.models.UNet(in_channels=bands, **recipe["model"]).parameters())
+    assert f"recipe {name}: {params / 1e6:.2f} M parameters" in out
+    assert "activation memory per image:" in out and "(bf16 autocast)" in out
+    assert "streamed 2 training steps of batch 2 from a store:" in out
+    per_gpu = recipe["train"]["batch_size"] // recipe["gpus"]
+    assert f"at the recipe's batch of {per_gpu} per GPU:" in out
