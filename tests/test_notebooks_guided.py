@@ -133,7 +133,8 @@ def test_train_rebuilds_a_recipe_with_overrides(tmp_path):
 def test_sample_writes_a_survey_file_of_the_requested_galaxies(tmp_path, tiny_checkpoint):
     m = run("sample", {"checkpoint": str(tiny_checkpoint), "n": 3, "steps": 2, "seed": 5, "n_show": 3},
             tmp_path)
-    assert m["n"] == 3 and m["sampler"] == "ddim" and m["steps"] == 2 and m["cond"] is None
+    assert m["n"] == 3 and m["sampler"] == gw.samplers.DEFAULT_SAMPLER and m["cond"] is None
+    assert m["steps"] == m["network_evaluations"] == 2
     assert m["galaxies_per_second"] == pytest.approx(3 / m["seconds"]) and m["seconds"] > 0
     drawn = gw.data.Survey.load(m["survey_file"])
     assert len(drawn) == 3 and drawn.images.shape == (3, 3, 32, 32) and drawn.bands == ("g", "r", "z")
@@ -146,7 +147,7 @@ def test_sample_writes_a_survey_file_of_the_requested_galaxies(tmp_path, tiny_ch
 def test_sample_conditional_model_with_ddpm(tmp_path, conditional_checkpoint):
     m = run("sample", {"checkpoint": str(conditional_checkpoint), "n": 3, "sampler": "ddpm",
                        "cond_range": [0.05, 0.11], "n_show": 3}, tmp_path)
-    assert m["steps"] == 10  # DDPM runs every timestep of the 10-step schedule
+    assert m["steps"] == m["network_evaluations"] == 10  # DDPM runs every timestep of the 10-step schedule
     assert m["cond"] == {"column": "redshift", "low": 0.05, "high": 0.11, "guidance": 1.0}
     drawn = gw.data.Survey.load(m["survey_file"])
     np.testing.assert_allclose(drawn.catalog["cond_0"], [0.05, 0.08, 0.11], rtol=1e-6)

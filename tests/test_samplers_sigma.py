@@ -388,3 +388,15 @@ def test_checkpoint_sample_names_bad_sampler_settings(tiny):
         tiny.sample(1, sampler="dpm_solver", steps=2, order=4, progress=False)
     with pytest.raises(ValueError, match=r"^rho: expected a finite positive number"):
         tiny.sample(1, sampler="heun", steps=2, rho=0, progress=False)
+
+
+def test_network_evaluations_count_what_each_sampler_calls():
+    assert gw.samplers.network_evaluations("dpm_solver", 12, 1000) == 12
+    assert gw.samplers.network_evaluations("heun", 8, 1000) == 15  # trial + corrector but the last step
+    assert gw.samplers.network_evaluations("ddpm", None, 1000) == 1000
+    default = gw.samplers.DEFAULT_SAMPLER
+    assert gw.samplers.network_evaluations(default, None, 1000) == gw.samplers.DEFAULT_STEPS
+    with pytest.raises(ValueError, match="sampler"):
+        gw.samplers.network_evaluations("plms", 10, 1000)
+    with pytest.raises(ValueError, match="steps"):
+        gw.samplers.network_evaluations("ddim", 0, 1000)

@@ -38,7 +38,7 @@ from .schedules import SIGMA_MAX, NoiseSchedule, sampling_sigmas
 __all__ = [
     "DEFAULT_SAMPLER", "DEFAULT_STEPS", "SAMPLERS", "Callback", "compiled", "ddim", "ddim_step",
     "ddim_timesteps", "ddpm", "default_steps", "denoise", "dpm_solver", "dpm_solver_sde", "euler",
-    "euler_ancestral", "heun", "model_output", "prepare_sampling",
+    "euler_ancestral", "heun", "model_output", "network_evaluations", "prepare_sampling",
 ]
 
 Callback = Callable[[dict], None]
@@ -667,3 +667,17 @@ def default_steps(sampler: str) -> int | None:
         raise ValueError(f"sampler: expected one of {', '.join(map(repr, SAMPLERS))}, got {sampler!r}")
     steps = inspect.signature(SAMPLERS[sampler]).parameters.get("steps")
     return None if steps is None else steps.default
+
+
+def network_evaluations(sampler: str, steps: int | None, T: int) -> int:
+    """Network evaluations (NFE) of one draw by ``sampler`` of :data:`SAMPLERS` in ``steps`` steps
+    (None: its default) on a schedule of ``T`` timesteps: ``steps`` for the one-evaluation-a-step
+    samplers, ``2 steps - 1`` for Heun (a trial and a corrector evaluation every step but the last,
+    Karras et al. 2022, Algorithm 2), ``T`` for DDPM. The cost to compare samplers by."""
+    default = default_steps(sampler)  # checks the name
+    steps = default if steps is None else steps
+    if sampler == "ddpm":
+        return int(T)
+    if steps is None or steps < 1:
+        raise ValueError(f"steps: expected a positive number of steps, got {steps!r}")
+    return 2 * int(steps) - 1 if sampler == "heun" else int(steps)

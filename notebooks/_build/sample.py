@@ -10,10 +10,15 @@ Draws `n` galaxies from a diffusion model (a shipped one such as `desi-tiny`, or
 calibrated in the model's bands, pixel scale and zeropoint, ready for the `evaluate` notebook or
 any photometry pipeline.
 
-Two reverse-process samplers are available:
+Any sampler of `gw.samplers.SAMPLERS` draws them (tutorial 03 explains how they differ):
 
+* **the default** (`sampler = None`, i.e. `gw.samplers.DEFAULT_SAMPLER`) is the one that came
+  closest to 50-step DDIM's galaxies in the fewest network evaluations (`BENCHMARKS.md`, "Samplers");
 * **DDIM** (Song, Meng & Ermon 2021) takes `steps` deterministic steps over the `T` timesteps; 50
-  steps give galaxies close to those of the full chain at a twentieth of the cost.
+  steps give galaxies close to those of the full chain at a twentieth of the cost;
+* **DPM-Solver++** (`dpm_solver`, `dpm_solver_sde`; Lu et al. 2022), **Euler**, **Heun** and
+  **ancestral Euler** (Karras et al. 2022) integrate the probability-flow ODE (or its SDE) in
+  fewer steps;
 * **DDPM** (Ho et al. 2020, Algorithm 2) is the ancestral sampler the model was trained for: all
   `T` steps, each adding fresh noise. It is the reference, and slow.
 
@@ -26,9 +31,9 @@ It writes into `output_dir`: `metrics.json`, the survey file (`survey_file`), `p
 parameters("""output_dir = "sample-output"  # str: folder for metrics.json, the survey, tables and figures
 checkpoint = "desi-tiny"  # str: shipped model name or .safetensors path
 n = 64  # int: galaxies to draw
-sampler = "ddim"  # str: "ddim" (`steps` deterministic steps) or "ddpm" (all T ancestral steps)
-steps = 50  # int: DDIM steps (ignored by DDPM)
-eta = 0.0  # float: DDIM noise scale, 0 deterministic, 1 DDPM-like (ignored by DDPM)
+sampler = None  # str: a name of gw.samplers.SAMPLERS ("ddim", "dpm_solver", "heun", "ddpm", ...); None: the default
+steps = None  # int: sampler steps (ignored by DDPM); None: the sampler's default
+eta = None  # float: noise scale of samplers that have one (DDIM: 0 deterministic, 1 DDPM-like); None: default
 seed = 0  # int: seed of the draws; the same seed gives the same galaxies
 cond_range = [0.03, 0.15]  # list: [low, high] condition (e.g. redshift) of a conditional model
 guidance = 1.0  # float: classifier-free guidance scale for a conditional model (1: none)
@@ -60,13 +65,16 @@ if cond_dim:
     if len(cond_range) != 2:
         raise ValueError(f"cond_range: expected [low, high], got {cond_range!r}")
     cond = np.linspace(cond_range[0], cond_range[1], n)
-extra = {"eta": eta} if sampler == "ddim" else {}
+sampler = sampler or gw.samplers.DEFAULT_SAMPLER
+if sampler not in gw.samplers.SAMPLERS:
+    raise ValueError(f"sampler: expected one of {', '.join(gw.samplers.SAMPLERS)}, got {sampler!r}")
+extra = {} if eta is None else {"eta": eta}
 t0 = time.perf_counter()
 generated = ckpt.sample(n, sampler=sampler, steps=steps, seed=seed, cond=cond, guidance=guidance,
                         batch_size=batch_size, progress=progress, **extra)
 seconds = time.perf_counter() - t0
 path = generated.save(out / survey_file)
-network_calls = steps if sampler == "ddim" else ckpt.schedule.T
+network_calls = gw.samplers.network_evaluations(sampler, steps, ckpt.schedule.T)
 print(f"{n} galaxies in {seconds:.1f} s ({n / seconds:.2f} galaxies/s, {network_calls} network calls each); "
       f"wrote {path}")"""),
 md("""## The galaxies
@@ -105,7 +113,8 @@ code("""metrics = {
     "n": len(generated),
     "checkpoint": checkpoint,
     "sampler": sampler,
-    "steps": int(network_calls),
+    "steps": ckpt.schedule.T if sampler == "ddpm" else (steps or gw.samplers.default_steps(sampler)),
+    "network_evaluations": int(network_calls),
     "seed": seed,
     "seconds": seconds,
     "galaxies_per_second": len(generated) / seconds,
