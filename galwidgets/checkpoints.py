@@ -103,10 +103,11 @@ class Checkpoint:
         ----------
         n : int
             Number of galaxies.
-        sampler : {"dpm_solver", "ddim", "ddpm", "euler", "heun", "euler_ancestral"}
+        sampler : str
             Reverse-process sampler, a name of :data:`galwidgets.samplers.SAMPLERS`: DDIM (Song et
-            al. 2021), DDPM (Ho et al. 2020, all T steps), DPM-Solver++ (Lu et al. 2022; ``order``
-            and ``eta`` through ``**kwargs``), or the Euler, Heun and ancestral Euler samplers of
+            al. 2021), DDPM (Ho et al. 2020, all T steps), DPM-Solver++ (Lu et al. 2022:
+            ``dpm_solver``, ``dpm_solver_sde``, ``dpm_solver_3m_sde``; ``order`` and ``eta`` through
+            ``**kwargs``), or the Euler, Heun and ancestral Euler samplers of
             Karras et al. (2022). See :mod:`galwidgets.diffusion.samplers`. Default
             :data:`~galwidgets.diffusion.samplers.DEFAULT_SAMPLER`, the sampler that reached 50-step
             DDIM's quality in the fewest network evaluations (``BENCHMARKS.md``, "Samplers").

@@ -9,7 +9,7 @@ of the guided samplers.
 >>> import galwidgets as gw
 >>> ckpt = gw.pretrained.load("desi-tiny")
 >>> x = gw.samplers.ddim(ckpt.model, ckpt.schedule, (4, 3, 64, 64), steps=20)
->>> x = gw.samplers.dpm_solver(ckpt.model, ckpt.schedule, (4, 3, 64, 64))   # the default sampler
+>>> x = gw.samplers.dpm_solver_3m_sde(ckpt.model, ckpt.schedule, (4, 3, 64, 64))  # the default sampler
 
 ``DEFAULT_SAMPLER`` and ``DEFAULT_STEPS`` name the sampler and steps used where none is given
 (``Checkpoint.sample``, ``galwidgets demo``, the widgets); ``SAMPLERS`` maps names to samplers.

@@ -179,6 +179,11 @@ def test_dpm_solver_karras_matches_dpm_solver_multistep(order, kind, steps):
     _compare(ours, _theirs(peer, model, _x_T(5), timestep_of=_continuous_t))
 
 
+# Not order 3: diffusers' third-order "sde-dpmsolver++" update (added in diffusers PR #9104) weights
+# the second difference D2 by (1 - e^{-2h} - 2h) / (2h)^2 - 1/2, which tends to -1 as h -> 0, where
+# the exponential integrator's weight -φ_3(2h) = 1/2 - (e^{-2h} - 1 + 2h) / (2h)^2 tends to 0 (as in
+# its own ODE branch with h for 2h, and in k-diffusion's sample_dpmpp_3m_sde). Ours is the latter; it
+# is checked against the Gaussian's exact distribution in test_samplers_sigma.py instead.
 @pytest.mark.parametrize("order", [1, 2])
 @pytest.mark.parametrize("prediction", ["eps", "v"])
 def test_dpm_solver_sde_matches_sde_dpmsolver_plus_plus(order, prediction):

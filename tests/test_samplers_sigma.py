@@ -326,6 +326,21 @@ def test_dpm_solver_defaults_to_third_order_unguided_and_second_order_guided():
     assert not torch.allclose(guided[2], guided[3])
 
 
+def test_dpm_solver_3m_sde_is_the_third_order_sde_solver_and_second_under_guidance():
+    sched = gw.diffusion.NoiseSchedule.cosine(1000)
+    model = GaussianDataModel(sched)
+    runs = [_run(name, model, sched, (2, 1, 8, 8), steps=6, generator=torch.Generator().manual_seed(9), **kw)
+            for name, kw in (("dpm_solver_3m_sde", {}), ("dpm_solver", {"order": 3, "eta": 1.0}),
+                             ("dpm_solver_sde", {}))]
+    assert torch.equal(runs[0], runs[1]) and not torch.allclose(runs[0], runs[2])
+    conditional = GaussianDataModel(sched)
+    conditional.cond_dim = 1  # (it ignores the condition: only the order chosen under guidance matters)
+    seeded = torch.Generator().manual_seed
+    guided = [_run(name, conditional, sched, (2, 1, 8, 8), steps=6, generator=seeded(9),
+                   cond=torch.zeros(2, 1), guidance=2.0) for name in ("dpm_solver_3m_sde", "dpm_solver_sde")]
+    assert torch.equal(guided[0], guided[1])
+
+
 def test_dpm_solver_sde_is_the_second_order_sde_solver():
     sched = gw.diffusion.NoiseSchedule.cosine(1000)
     model = GaussianDataModel(sched)
@@ -379,7 +394,8 @@ def test_checkpoint_sample_defaults_to_the_measured_default_and_the_samplers_own
 
 def test_checkpoint_sample_names_bad_sampler_settings(tiny):
     with pytest.raises(ValueError, match=r"^sampler: expected one of 'ddim', 'ddpm', 'dpm_solver', "
-                                         "'dpm_solver_sde', 'euler', 'euler_ancestral', 'heun', got 'dpm'"):
+                                         "'dpm_solver_sde', 'dpm_solver_3m_sde', 'euler', 'euler_ancestral', "
+                                         "'heun', got 'dpm'"):
         tiny.sample(1, sampler="dpm", progress=False)
     for steps in (0, 101, 1.5):
         with pytest.raises(ValueError, match=r"^steps: expected an integer in 1\.\.100"):

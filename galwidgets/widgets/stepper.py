@@ -7,7 +7,8 @@ log scale), with a marker at ``t``.
 
 Reverse process: a trained model draws a galaxy with any sampler of ``gw.samplers.SAMPLERS`` —
 DDPM (Ho et al. 2020, Algorithm 2, all T steps), DDIM (Song et al. 2021, eq. 12), DPM-Solver++
-(Lu et al. 2022, the default, :data:`~galwidgets.diffusion.samplers.DEFAULT_SAMPLER`), Euler, Heun
+(Lu et al. 2022; its third-order SDE form is the default,
+:data:`~galwidgets.diffusion.samplers.DEFAULT_SAMPLER`), Euler, Heun
 or ancestral Euler (Karras et al. 2022) — in a chosen number of steps; the sampler's per-step
 callback records ``x_t`` and the network's estimate ``x̂_0`` of the clean image at every step, and
 a player steps through them, so switching sampler shows how each one walks from noise to galaxy.

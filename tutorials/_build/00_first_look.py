@@ -14,7 +14,7 @@ md("""# 0 · A first look: mock galaxies, a diffusion model, and how to judge it
 Runs in about a minute on 2 CPU cores with the shipped model `desi-tiny`."""),
 parameters("""n_reference = 128  # int: mock galaxies to simulate
 n_generated = 64  # int: galaxies to draw from the model
-steps = 15  # int: steps of the default sampler, SDE-DPM-Solver++ (tutorial 3)"""),
+steps = 12  # int: steps of the default sampler, SDE-DPM-Solver++(3M) (tutorial 3)"""),
 code("""import numpy as np
 from IPython.display import Image
 

@@ -227,7 +227,7 @@ print(pd.Series({f"{name}, {column}": value for (name, column), value in rho.ite
                 name="Spearman rho with z").round(2).to_string())
 medians.round(2)"""),
 md(r"""How to read it (measured with the defaults above and the checkpoint's default sampler,
-DPM-Solver++ with 15 steps). **The truth**, measured through the 0.6–0.8″ seeing: the median size
+at the time SDE-DPM-Solver++(2M) with 15 steps). **The truth**, measured through the 0.6–0.8″ seeing: the median size
 falls from 0.82″ at $z < 0.5$ to 0.54″ at $z > 2$, but over all galaxies ρ is only −0.06: the flux
 limit keeps the large, luminous galaxies at high redshift and the seeing props up the small ones
 (the intrinsic sizes, grey crosses, are smaller but hardly steeper: ρ = −0.14). $\langle\mu\rangle_e$ dims by only
