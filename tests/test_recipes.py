@@ -81,3 +81,15 @@ def test_dry_run_command_line_of_each_paper_recipe(name, monkeypatch, capsys):
     assert "streamed 2 training steps of batch 2 from a store:" in out
     per_gpu = recipe["train"]["batch_size"] // recipe["gpus"]
     assert f"at the recipe's batch of {per_gpu} per GPU:" in out
+
+
+def test_module_command_runs_without_runpy_warning():
+    """``python -m galwidgets.pretrained.recipes`` (the documented command) must not be imported by its
+    package first, which makes runpy warn of "unpredictable behaviour"."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-W", "error::RuntimeWarning", "-m", "galwidgets.pretrained.recipes", "--help"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "RuntimeWarning" not in run.stderr and "smith2022" in run.stdout

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from ..checkpoints import Checkpoint, load_checkpoint
-from .recipes import RECIPES
+from .specs import RECIPES
 
 __all__ = ["available", "list", "load", "path"]
 
