@@ -37,9 +37,9 @@ from .schedules import SIGMA_MAX, NoiseSchedule, sampling_sigmas
 
 __all__ = [
     "DEFAULT_SAMPLER", "DEFAULT_STEPS", "SAMPLERS", "Callback", "compiled", "ddim", "ddim_step",
-    "ddim_timesteps", "ddpm", "default_steps", "denoise", "dpm_solver", "dpm_solver_3m_sde", "dpm_solver_sde",
-    "euler",
-    "euler_ancestral", "heun", "model_output", "network_evaluations", "prepare_sampling",
+    "ddim_timesteps", "ddpm", "default_steps", "denoise", "dpm_solver", "dpm_solver_3m_sde",
+    "dpm_solver_sde", "euler", "euler_ancestral", "heun", "model_output", "network_evaluations",
+    "prepare_sampling",
 ]
 
 Callback = Callable[[dict], None]
@@ -676,13 +676,13 @@ def dpm_solver_3m_sde(
     with ``D_0 = x̂_0(σ_i)`` and ``D_1``, ``D_2`` the first and second divided differences of the
     last three x̂_0 in λ (the weight of ``D_2`` vanishes as ``h → 0``; diffusers' third-order
     ``sde-dpmsolver++`` update weights it by ``-φ_3 - 1`` and is not used as a reference here).
-    Fresh noise every step from
-    ``generator``. **The default sampler of galwidgets** (:data:`DEFAULT_SAMPLER`, with
-    :data:`DEFAULT_STEPS` = 12 steps): with ``desi-tiny`` its SGD at 12 network evaluations was
-    15 % *below* 50-step DDIM's (512 generated against 512 held-out galaxies, mean of 5 seeds, below
-    on each; at 10 it was 27 % above; ``BENCHMARKS.md``, "Samplers"). With classifier-free
-    guidance (``guidance != 1``) ``order=None`` takes the second order, which large guidance scales
-    need for stability (Lu et al. 2022b, §6). All other parameters as in :func:`dpm_solver`.
+    Fresh noise every step from ``generator``. **The default sampler of galwidgets**
+    (:data:`DEFAULT_SAMPLER`, with :data:`DEFAULT_STEPS` = 12 steps): with ``desi-tiny`` its SGD
+    at 12 network evaluations was 15 % *below* 50-step DDIM's (512 generated against 512 held-out
+    galaxies, mean of 5 seeds, below on each; at 10 it was 28 % above; ``BENCHMARKS.md``,
+    "Samplers"). With classifier-free guidance (``guidance != 1``) ``order=None`` takes the
+    second order, which large guidance scales need for stability (Lu et al. 2022b, §6). All
+    other parameters as in :func:`dpm_solver`.
     """
     if order is None:
         order = 3 if kwargs.get("guidance", 1.0) == 1.0 else 2
