@@ -84,10 +84,9 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from .demo import run_demo, summary
-        from .diffusion.samplers import DEFAULT_SAMPLER
 
         result = run_demo(args.output_dir, args.n_generated, args.n_reference, args.steps, args.seed,
-                          args.model, progress=not args.quiet, sampler=args.sampler or DEFAULT_SAMPLER)
+                          args.model, progress=not args.quiet, sampler=args.sampler)
         print(summary(result))
         return 0
     if args.command == "run":

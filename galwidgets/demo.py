@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 from ._validation import check_positive_int
-from .data.simulate import simulate_survey
-from .diffusion.samplers import DEFAULT_SAMPLER, default_steps
-from .notebooks import NotebookResult, run_notebook
-from .pretrained import load as load_pretrained
+from .notebooks import NotebookResult, WarmKernel, run_notebook, warm_kernel
 
 __all__ = ["run_demo", "summary"]
 
@@ -28,7 +24,7 @@ def run_demo(
     seed: int = 2026,
     model: str = "desi-tiny",
     progress: bool = True,
-    sampler: str = DEFAULT_SAMPLER,
+    sampler: str | None = None,
 ) -> NotebookResult:
     """Simulate held-out galaxies, sample from a shipped model and evaluate them in a notebook.
 
@@ -52,17 +48,34 @@ def run_demo(
         Shipped checkpoint name (see :func:`galwidgets.pretrained.available`).
     progress : bool
         Show what is happening and progress bars.
-    sampler : str
-        A name of ``gw.samplers.SAMPLERS``; by default
+    sampler : str, optional
+        A name of ``gw.samplers.SAMPLERS``; None for
         :data:`~galwidgets.diffusion.samplers.DEFAULT_SAMPLER`, which reached 50-step DDIM's SGD
         in the fewest network evaluations (``BENCHMARKS.md``, "Samplers").
+
+    Notes
+    -----
+    The evaluation notebook's kernel starts (and imports the metrics) first, in the background,
+    so that its start-up overlaps with the simulation and the sampling (:func:`warm_kernel`).
     """
     n_generated = check_positive_int(n_generated, "n_generated")
     n_reference = check_positive_int(n_reference, "n_reference")
-    out = Path(output_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    with warm_kernel(output_dir) as kernel:
+        result = _run(kernel, n_generated, n_reference, steps, seed, model, progress, sampler)
+    result.seconds = time.perf_counter() - t0
+    return result
 
+
+def _run(kernel: WarmKernel, n_generated: int, n_reference: int, steps: int | None, seed: int, model: str,
+         progress: bool, sampler: str | None) -> NotebookResult:
+    # imported here, after the kernel started, so that its start-up overlaps with torch's import
+    from .data.simulate import simulate_survey
+    from .diffusion.samplers import DEFAULT_SAMPLER, default_steps
+    from .pretrained import load as load_pretrained
+
+    out = kernel.output_dir
+    sampler = DEFAULT_SAMPLER if sampler is None else sampler
     _say(f"[1/4] loading the shipped model {model!r}", progress)
     ckpt = load_pretrained(model)
     _say(f"[2/4] simulating {n_reference} held-out mock galaxies (seed {seed})", progress)
@@ -75,15 +88,13 @@ def run_demo(
     generated = ckpt.sample(n_generated, sampler=sampler, steps=steps, seed=seed, progress=progress)
     generated.save(out / "generated.fits")
     _say("[4/4] running notebooks/evaluate.ipynb (SGD, split-half baseline, figures)", progress)
-    result = run_notebook(
+    return run_notebook(
         "evaluate",
         parameters={"generated": str(out / "generated.fits"), "reference": str(out / "reference.fits"),
                     "seed": seed},
-        output_dir=out,
         progress=progress,
+        kernel=kernel,
     )
-    result.seconds = time.perf_counter() - t0
-    return result
 
 
 def summary(result: NotebookResult) -> str:

@@ -10,6 +10,7 @@ interrupted batch and returns one table of all results.
 
 from __future__ import annotations
 
+import ast
 import codecs
 import hashlib
 import itertools
@@ -36,12 +37,15 @@ from ._validation import check_positive, check_positive_int
 from ._version import __version__
 
 __all__ = [
+    "WARM_IMPORTS",
     "NotebookResult",
+    "WarmKernel",
     "available_notebooks",
     "expand_grid",
     "notebook_path",
     "run_batch",
     "run_notebook",
+    "warm_kernel",
     "write_metrics",
 ]
 
@@ -128,9 +132,26 @@ def write_metrics(output_dir: str | os.PathLike, metrics: Mapping[str, Any]) -> 
 
 
 def _notebook_parameters(path: Path) -> set[str]:
-    import papermill as pm
+    """Names assigned in the notebook's cell tagged ``parameters``: the ones papermill can set.
 
-    return set(pm.inspect_notebook(str(path)))
+    Read with :mod:`ast` rather than ``papermill.inspect_notebook`` (the same names for these
+    notebooks, see the tests), which would cost this process papermill's one-second import.
+    """
+    try:
+        cells = json.loads(path.read_text()).get("cells", [])
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"name: cannot read notebook {path}: {exc}") from exc
+    for cell in cells:
+        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            source = cell.get("source", "")
+            try:
+                body = ast.parse("".join(source) if isinstance(source, list) else source).body
+            except SyntaxError as exc:
+                raise ValueError(f"name: the parameters cell of {path} is not valid Python: {exc}") from exc
+            targets = [t for node in body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                       for t in (node.targets if isinstance(node, ast.Assign) else [node.target])]
+            return {t.id for t in targets if isinstance(t, ast.Name)}
+    return set()
 
 
 def _check_parameters(path: Path, parameters: Mapping[str, Any], argument: str = "parameters",
@@ -155,39 +176,92 @@ def _now() -> str:
 
 # --- one run: papermill in a subprocess ------------------------------------------------------------
 
-# The papermill process: reads the job (JSON) from stdin, executes, writes the outcome to a file.
-# Plain source (not an import of this module) so that it starts without pandas.
+# The papermill process. Its first line of stdin is a warm start ({"cwd": ..., "preload": [...]}:
+# start the kernel in cwd and import those modules there before the job comes) or {}; the rest is
+# the job (JSON). It executes the job and writes the outcome to a file. Plain source (not an import
+# of this module) so that it starts without pandas.
 _CHILD = """
 import json, signal, sys
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # papermill can shut its kernel down
-job = json.loads(sys.stdin.read())
-import papermill as pm
-error = None
+QUIET = ["--IPKernelApp.log_level=ERROR"]  # the kernel talks to us over loopback TCP: no warning
+
+
+km = None  # a kernel this process started: it shuts it down on every way out
+
+
+async def start_kernel(cwd, preload):
+    global km
+    from jupyter_client.manager import AsyncKernelManager
+    km = AsyncKernelManager(kernel_name="python3")
+    await km.start_kernel(cwd=cwd, extra_arguments=QUIET)
+    import papermill  # noqa: F401  (while the kernel boots in its own process)
+    kc = km.client()
+    kc.start_channels()
+    try:
+        await kc.wait_for_ready(timeout=60)
+        code = ("for _gw_module in %r:\\n    try:\\n        __import__(_gw_module)\\n"
+                "    except Exception:\\n        pass\\ndel _gw_module" % list(preload))
+        await kc.execute_interactive(code, silent=True, store_history=False, timeout=300)
+    finally:
+        kc.stop_channels()
+
+
+def shutdown(now=False):
+    global km
+    if km is not None and km.has_kernel:
+        try:
+            run_sync(km.shutdown_kernel)(now=now)
+        except BaseException:
+            run_sync(km.shutdown_kernel)(now=True)
+    km = None
+
+
+warm = json.loads(sys.stdin.readline() or "{}")
 try:
-    pm.execute_notebook(
-        job["input"], job["output"], parameters=job["parameters"], kernel_name="python3",
-        progress_bar=job["progress"], cwd=job["cwd"], execution_timeout=job["timeout"],
-        # the kernel talks to us over loopback TCP; its "without encryption" warning is noise
-        extra_arguments=["--IPKernelApp.log_level=ERROR"],
-    )
-except pm.PapermillExecutionError as exc:
-    error = f"{exc.ename}: {exc.evalue} (cell {exc.exec_count}; see {job['output']})"
-except Exception as exc:  # a dead kernel, a cell timeout, an unreadable notebook
-    error = f"{type(exc).__name__}: {exc}"
-except KeyboardInterrupt:
-    error = "interrupted (KeyboardInterrupt)"
-with open(job["outcome"], "w") as f:
-    json.dump({"error": error}, f)
+    if warm:
+        from jupyter_core.utils import run_sync
+        # Ctrl-C in the terminal reaches this process too: while waiting, the parent decides (it
+        # closes stdin or sends SIGTERM); once the job runs, Ctrl-C interrupts it as in a cold run
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            run_sync(start_kernel)(warm["cwd"], warm.get("preload", []))
+        except Exception as exc:  # papermill starts its own kernel instead
+            print(f"warm kernel failed ({type(exc).__name__}: {exc}); the run starts its own",
+                  file=sys.stderr)
+            shutdown(now=True)
+    text = sys.stdin.read()
+    if not text:  # closed without a job
+        sys.exit(0)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    job = json.loads(text)
+    import papermill as pm
+    error = None
+    try:
+        pm.execute_notebook(
+            job["input"], job["output"], parameters=job["parameters"], kernel_name="python3",
+            progress_bar=job["progress"], cwd=job["cwd"], execution_timeout=job["timeout"],
+            extra_arguments=QUIET, **({} if km is None else {"km": km}),
+        )
+    except pm.PapermillExecutionError as exc:
+        error = f"{exc.ename}: {exc.evalue} (cell {exc.exec_count}; see {job['output']})"
+    except Exception as exc:  # a dead kernel, a cell timeout, an unreadable notebook
+        error = f"{type(exc).__name__}: {exc}"
+    except KeyboardInterrupt:
+        error = "interrupted (KeyboardInterrupt)"
+    with open(job["outcome"], "w") as f:
+        json.dump({"error": error}, f)
+finally:
+    shutdown()
 """
 
 
-def _relay(stream: IO[bytes], log: IO[bytes], echo: bool) -> None:
-    """Copy the papermill process's stderr into ``run.log`` (and to our stderr when ``echo``)."""
+def _relay(stream: IO[bytes], log: IO[bytes], echo: threading.Event) -> None:
+    """Copy the papermill process's stderr into ``run.log`` (and to our stderr while ``echo`` is set)."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     for chunk in iter(lambda: stream.read1(4096), b""):
         log.write(chunk)
         log.flush()
-        if echo:
+        if echo.is_set():
             sys.stderr.write(decoder.decode(chunk))
             sys.stderr.flush()
 
@@ -214,32 +288,58 @@ def _tail(path: Path, lines: int = 6) -> str:
     return "\n".join(text.replace("\r", "\n").strip().splitlines()[-lines:])
 
 
-def _execute(job: dict, env: dict[str, str], log_path: Path, progress: bool) -> str | None:
-    """Run papermill for ``job`` in a child process; returns the error message or None.
+@dataclass(eq=False)
+class _Child:
+    """A running papermill process, the thread copying its output into ``run.log``, and the log."""
 
-    The child's output (papermill's progress bar and log, the kernel's stray output) goes to
-    ``log_path``, and to our stderr when ``progress``.
-    """
+    process: subprocess.Popen
+    relay: threading.Thread
+    log: IO[bytes]
+    echo: threading.Event
+
+
+def _spawn(env: dict[str, str], log_path: Path, progress: bool, warm: dict | None = None) -> _Child:
+    """Start the papermill process; with ``warm`` it starts its kernel before the job comes."""
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    echo = threading.Event()
+    if progress:
+        echo.set()
+    relay = threading.Thread(target=_relay, args=(proc.stdout, log, echo), daemon=True)
+    relay.start()
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
+    proc.stdin.write((json.dumps(warm or {}) + "\n").encode())
+    proc.stdin.flush()
+    return _Child(proc, relay, log, echo)
+
+
+def _finish(child: _Child, job: dict | None, log_path: Path, progress: bool = False) -> str | None:
+    """Send ``job`` to the papermill process (None: no job, just stop it) and wait for it."""
     outcome = log_path.with_name(".run-outcome.json")
     outcome.unlink(missing_ok=True)
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-        relay = threading.Thread(target=_relay, args=(proc.stdout, log, progress), daemon=True)
-        relay.start()
-        with _LIVE_LOCK:
-            _LIVE.add(proc)
+    proc = child.process
+    if progress:
+        child.echo.set()
+    try:
         try:
-            proc.stdin.write(json.dumps({**job, "outcome": str(outcome)}).encode())
+            if job is not None:
+                proc.stdin.write(json.dumps({**job, "outcome": str(outcome)}).encode())
             proc.stdin.close()
-            proc.wait()
-        except BaseException:  # KeyboardInterrupt: take the papermill process (and kernel) down too
-            _stop(proc)
-            raise
-        finally:
-            with _LIVE_LOCK:
-                _LIVE.discard(proc)
-            relay.join(5)  # a process the notebook left running may hold the pipe: do not wait on it
+        except BrokenPipeError:  # the process is gone; its exit code says how
+            pass
+        proc.wait()
+    except BaseException:  # KeyboardInterrupt: take the papermill process (and kernel) down too
+        _stop(proc)
+        raise
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
+        child.relay.join(5)  # a process the notebook left running may hold the pipe: do not wait on it
+        child.log.close()
+    if job is None:
+        return None
     if outcome.is_file():
         error = json.loads(outcome.read_text())["error"]
         outcome.unlink()
@@ -247,6 +347,101 @@ def _execute(job: dict, env: dict[str, str], log_path: Path, progress: bool) -> 
     why = "interrupted" if proc.returncode in (143, -15, -9, -2) else "crashed"
     return (f"papermill process {why} (exit code {proc.returncode}); last lines of {log_path}:\n"
             f"{_tail(log_path)}")
+
+
+def _execute(job: dict, env: dict[str, str], log_path: Path, progress: bool) -> str | None:
+    """Run papermill for ``job`` in a child process; returns the error message or None.
+
+    The child's output (papermill's progress bar and log, the kernel's stray output) goes to
+    ``log_path``, and to our stderr when ``progress``.
+    """
+    return _finish(_spawn(env, log_path, progress), job, log_path, progress)
+
+
+#: Modules a warm kernel imports by default: what the evaluation notebooks spend their first
+#: seconds importing.
+WARM_IMPORTS = ("numpy", "pandas", "matplotlib.pyplot", "torch", "astropy.io.fits", "pyarrow.parquet",
+                "galwidgets.data.surveys", "galwidgets.metrics", "galwidgets.viz")
+
+
+class WarmKernel:
+    """A notebook process whose Jupyter kernel starts (and imports) while this process works.
+
+    Made by :func:`warm_kernel`; pass it to :func:`run_notebook` as ``kernel=`` to run one notebook
+    in it, in its ``output_dir``. Start-up and imports (seconds on a small machine) then overlap
+    with whatever this process does in the meantime, e.g. sampling the galaxies the notebook
+    evaluates. One run per kernel; :meth:`close` (or a ``with`` block) shuts an unused one down.
+    """
+
+    def __init__(self, output_dir: Path, threads: int | None, child: _Child, log_path: Path) -> None:
+        self.output_dir = output_dir
+        self.threads = threads
+        self._child: _Child | None = child
+        self._log_path = log_path
+
+    @property
+    def used(self) -> bool:
+        """True once a run took the kernel or it was closed."""
+        return self._child is None
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the notebook process (the kernel is its child); None once used."""
+        return None if self._child is None else self._child.process.pid
+
+    def _take(self) -> _Child:
+        if self._child is None:
+            raise ValueError("kernel: this WarmKernel was already used or closed; start another with "
+                             "gw.notebooks.warm_kernel")
+        child, self._child = self._child, None
+        return child
+
+    def close(self) -> None:
+        """Shut the kernel down if no run took it (safe to call twice)."""
+        if self._child is not None:
+            _finish(self._take(), None, self._log_path)
+
+    def __enter__(self) -> WarmKernel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"WarmKernel(output_dir={str(self.output_dir)!r}, {'used' if self.used else 'ready'})"
+
+
+def warm_kernel(output_dir: str | os.PathLike, *, threads: int | None = None,
+                imports: tuple[str, ...] | list[str] = WARM_IMPORTS) -> WarmKernel:
+    """Start a notebook process and its kernel in ``output_dir`` now, for a :func:`run_notebook` later.
+
+    Returns at once; the kernel starts and imports ``imports`` in the background. A notebook run in
+    it (``run_notebook(name, parameters, output_dir, kernel=k)``) behaves as in a fresh kernel: its
+    cells see an empty namespace, only the modules are already in ``sys.modules``.
+
+    Parameters
+    ----------
+    output_dir : path
+        Folder of the run that will use the kernel (its working directory; created if missing).
+    threads : int, optional
+        CPU threads of the run, as in :func:`run_notebook`; fixed when the kernel starts.
+    imports : sequence of str
+        Modules the kernel imports ahead of the run; a module that fails to import is skipped.
+
+    Returns
+    -------
+    WarmKernel
+        Pass it to :func:`run_notebook` as ``kernel=``; :meth:`WarmKernel.close` when unused.
+    """
+    threads = _check_threads(threads)
+    if isinstance(imports, str) or not all(isinstance(m, str) for m in imports):
+        raise TypeError(f"imports: expected a list of module names, got {imports!r}")
+    output_dir = Path(output_dir).resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    log_path = output_dir / "run.log"
+    child = _spawn(_run_env(threads), log_path, progress=False,
+                   warm={"cwd": str(output_dir), "preload": list(imports)})
+    return WarmKernel(output_dir, threads, child, log_path)
 
 
 def _run_env(threads: int | None) -> dict[str, str]:
@@ -265,6 +460,20 @@ def _record(result: NotebookResult, started: str, threads: int | None) -> dict:
             "galwidgets": __version__}
 
 
+def _match_kernel(kernel: WarmKernel, output_dir: str | os.PathLike | None,
+                  threads: int | None) -> tuple[Path, int | None]:
+    """The run's output_dir and threads, checked against those ``kernel`` was started with."""
+    if not isinstance(kernel, WarmKernel):
+        raise TypeError(f"kernel: expected a WarmKernel from warm_kernel(), got {type(kernel).__name__}")
+    if kernel.used:
+        raise ValueError("kernel: this WarmKernel was already used or closed")
+    if output_dir is not None and Path(output_dir).resolve() != kernel.output_dir:
+        raise ValueError(f"kernel: started in {kernel.output_dir}, not in output_dir {output_dir}")
+    if threads is not None and threads != kernel.threads:
+        raise ValueError(f"kernel: started with threads={kernel.threads}, not threads={threads}")
+    return kernel.output_dir, kernel.threads
+
+
 def run_notebook(
     name: str | os.PathLike,
     parameters: Mapping[str, Any] | None = None,
@@ -274,6 +483,7 @@ def run_notebook(
     progress: bool = True,
     timeout: float | None = None,
     raise_on_error: bool = True,
+    kernel: WarmKernel | None = None,
 ) -> NotebookResult:
     """Execute a parameterised notebook with papermill in its own process and read its metrics.
 
@@ -301,12 +511,17 @@ def run_notebook(
     raise_on_error : bool
         Raise ``RuntimeError`` when the run fails (the executed notebook, with the traceback, is
         still written); with False the error is recorded in the result instead.
+    kernel : WarmKernel, optional
+        A kernel started earlier by :func:`warm_kernel` for this ``output_dir`` (and ``threads``),
+        so that its start-up overlapped with other work; the run uses it up.
 
     Returns
     -------
     NotebookResult
         ``metrics`` (the notebook's ``metrics.json``), ``status``, ``error``, ``seconds`` and paths.
     """
+    if kernel is not None:
+        output_dir, threads = _match_kernel(kernel, output_dir, threads)
     path = notebook_path(name)
     if parameters is not None and not isinstance(parameters, Mapping):
         raise TypeError("parameters: expected a dict of notebook parameters, got "
@@ -329,7 +544,10 @@ def run_notebook(
     t0 = time.perf_counter()
     job = {"input": str(path), "output": str(executed), "cwd": str(output_dir), "timeout": timeout,
            "progress": progress, "parameters": {**parameters, "output_dir": str(output_dir)}}
-    error = _execute(job, _run_env(threads), output_dir / "run.log", progress)
+    if kernel is None:
+        error = _execute(job, _run_env(threads), output_dir / "run.log", progress)
+    else:
+        error = _finish(kernel._take(), job, output_dir / "run.log", progress)
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     if error is None and not metrics:
         error = f"notebook {path.stem!r} finished but wrote no metrics.json in {output_dir}"

@@ -9,6 +9,7 @@ import json
 import math
 import re
 import shlex
+import time
 from pathlib import Path
 
 import nbformat
@@ -232,3 +233,70 @@ def test_readme_batch_example_works_as_written(survey_files, tmp_path, capsys):
     assert all(json.loads((Path(d) / RUN_FILE).read_text())["threads"] == 1 for d in table.output_dir)
     assert main([*argv, "-q"]) == 0  # rerun: everything reused
     assert pd.read_csv(tmp_path / "batch-steps" / "results.csv").reused.all()
+
+
+WARM_PARAMETERS = 'output_dir = "out"  # str: folder for metrics.json\n'
+WARM_BODY = """\
+import json, os, sys
+from pathlib import Path
+
+ip = get_ipython()
+Path(output_dir, "metrics.json").write_text(json.dumps({
+    "preloaded": "wave" in sys.modules, "leftover": sorted(k for k in ip.user_ns if k.startswith("_gw")),
+    "cwd": os.getcwd(), "count": ip.execution_count, "omp": os.environ.get("OMP_NUM_THREADS")}))
+"""
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory) -> Path:
+    """A notebook that reports what its kernel had imported, its namespace and working directory."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    parameters = nbformat.v4.new_code_cell(WARM_PARAMETERS)
+    parameters.metadata.tags = ["parameters"]
+    nb.cells = [parameters, nbformat.v4.new_code_cell(WARM_BODY)]
+    path = tmp_path_factory.mktemp("nb") / "probe.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_warm_kernel_runs_the_notebook_as_a_fresh_kernel_would(probe, tmp_path):
+    cold = gw.run_notebook(probe, output_dir=tmp_path / "cold", threads=1, progress=False)
+    kernel = gw.notebooks.warm_kernel(tmp_path / "warm", threads=1, imports=["wave", "no_such_module_x"])
+    assert "ready" in repr(kernel)
+    warm = gw.run_notebook(probe, kernel=kernel, progress=False)
+    assert kernel.used and "used" in repr(kernel)
+    assert not cold.metrics["preloaded"] and warm.metrics["preloaded"]  # the run used the warm kernel
+    assert warm.output_dir == (tmp_path / "warm").resolve() and warm.ok
+    for result in (cold, warm):  # same namespace, history, working directory and threads
+        assert result.metrics["leftover"] == [] and result.metrics["omp"] == "1"
+        assert result.metrics["cwd"] == str(result.output_dir)
+    assert warm.metrics["count"] == cold.metrics["count"]
+    assert json.loads((tmp_path / "warm" / RUN_FILE).read_text())["status"] == "ok"
+    with pytest.raises(ValueError, match="kernel: this WarmKernel was already used"):
+        gw.run_notebook(probe, kernel=kernel)
+
+
+def test_warm_kernel_misuse_and_close_leave_no_process(probe, tmp_path):
+    import psutil
+
+    with pytest.raises(TypeError, match="imports: expected a list of module names"):
+        gw.notebooks.warm_kernel(tmp_path, imports="numpy")
+    with pytest.raises(TypeError, match="kernel: expected a WarmKernel"):
+        gw.run_notebook(probe, kernel="python3")
+    with gw.notebooks.warm_kernel(tmp_path / "a", threads=1) as kernel:
+        process = psutil.Process(kernel.pid)
+        with pytest.raises(ValueError, match=r"kernel: started in .*, not in output_dir"):
+            gw.run_notebook(probe, output_dir=tmp_path / "b", kernel=kernel)
+        with pytest.raises(ValueError, match="kernel: started with threads=1, not threads=2"):
+            gw.run_notebook(probe, threads=2, kernel=kernel)
+        assert not kernel.used  # a refused run leaves the kernel for a good one
+        deadline = time.time() + 60
+        while not process.children() and time.time() < deadline:  # the kernel is starting
+            time.sleep(0.1)
+        family = [process, *process.children(recursive=True)]
+        assert len(family) >= 2
+    assert kernel.used
+    kernel.close()  # twice is fine
+    _, alive = psutil.wait_procs(family, timeout=10)
+    assert not alive, f"left running: {alive}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -285,6 +286,25 @@ def test_morphology_features(mock):
     assert len(table) == 60 - table.attrs["n_dropped"]
     if hasattr(gw.metrics, "gini_m20"):
         assert {"gini", "m20"} <= set(table.columns)
+
+
+@pytest.mark.filterwarnings("ignore:morphology_features. dropped")
+def test_feature_table_from_measurements_equals_measuring_again(mock):
+    phot = gw.metrics.photometry(mock)
+    morph = gw.metrics.gini_m20(mock, band="r", progress=False)
+    table = gw.metrics.morphology_feature_table(phot, morph)
+    pd.testing.assert_frame_equal(table, gw.metrics.morphology_features(mock))
+    first, second = mock.split_indices(0.5, seed=4)  # a split-half baseline from the same table
+    halves = [table.loc[table.index.intersection(part)] for part in (first, second)]
+    expected = gw.metrics.frechet_morphology_distance(*mock.split(0.5, seed=4))
+    assert gw.metrics.frechet_morphology_distance(*halves) == pytest.approx(expected, rel=1e-9)
+    assert list(gw.metrics.morphology_feature_table(phot, None).columns)[-1] == "r_half"
+    with pytest.raises(ValueError, match="gini_m20: expected columns gini and m20 for the 60"):
+        gw.metrics.morphology_feature_table(phot, morph[:10])
+    with pytest.raises(ValueError, match="photometry: expected the columns"):
+        gw.metrics.morphology_feature_table(phot[["flag"]], morph)
+    with pytest.raises(TypeError, match="photometry: expected a DataFrame"):
+        gw.metrics.morphology_feature_table(mock.images, morph)
 
 
 @pytest.mark.filterwarnings("ignore:morphology_features. dropped")

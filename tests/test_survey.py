@@ -23,6 +23,11 @@ def test_indexing_and_split(survey):
     a, b = survey.split(0.5, seed=1)
     assert len(a) + len(b) == len(survey)
     assert set(a.catalog.id).isdisjoint(b.catalog.id)
+    first, second = survey.split_indices(0.5, seed=1)  # the same parts, as galaxy numbers
+    assert list(a.catalog.id) == list(survey.catalog.id[first])
+    assert list(b.catalog.id) == list(survey.catalog.id[second])
+    with pytest.raises(ValueError, match="fraction"):
+        survey.split_indices(1.0)
 
 
 def test_load_missing_file_names_path(tmp_path):

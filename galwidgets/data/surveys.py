@@ -121,13 +121,22 @@ class Survey:
 
     def split(self, fraction: float = 0.5, seed: int = 0) -> tuple[Survey, Survey]:
         """Randomly split into two disjoint surveys, the first holding ``fraction`` of galaxies."""
+        first, second = self.split_indices(fraction, seed)
+        return self[first], self[second]
+
+    def split_indices(self, fraction: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The galaxy numbers (sorted) of the two parts :meth:`split` makes with these arguments.
+
+        For splitting tables measured on the whole survey the same way (e.g. a split-half
+        baseline from photometry already measured).
+        """
         if not 0 < fraction < 1:
             raise ValueError(f"fraction: expected a number in (0, 1), got {fraction!r}")
         order = np.random.default_rng(seed).permutation(len(self))
         cut = round(fraction * len(self))
         if cut == 0 or cut == len(self):
             raise ValueError(f"fraction: {fraction} of {len(self)} galaxies leaves one part empty")
-        return self[np.sort(order[:cut])], self[np.sort(order[cut:])]
+        return np.sort(order[:cut]), np.sort(order[cut:])
 
     def with_images(self, images: np.ndarray, catalog: pd.DataFrame | None = None) -> Survey:
         """A Survey with the same bands and calibration but other images (e.g. generated ones)."""

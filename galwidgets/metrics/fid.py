@@ -51,6 +51,7 @@ __all__ = [
     "inception_features",
     "kid",
     "load_inception",
+    "morphology_feature_table",
     "morphology_features",
 ]
 
@@ -638,32 +639,77 @@ def morphology_features(
     pandas.DataFrame
         One row per kept galaxy, float64 features.
     """
-    from .photometry import colour_names, photometry
+    from .photometry import photometry
 
     phot = photometry(images, bands=bands, **photometry_kwargs)
     band_names = [c[len("mag_"):] for c in phot.columns if c.startswith("mag_")]
-    columns = [f"mag_{b}" for b in band_names] + colour_names(band_names) + ["r_half"]
-    table = phot[columns].astype(np.float64)
     morphology_band = morphology_band or ("r" if "r" in band_names else band_names[len(band_names) // 2])
     if morphology_band not in band_names:
         raise ValueError(f"morphology_band: {morphology_band!r} is not one of {band_names}")
     gini_m20 = _gini_m20_function()
     if gini_m20 is None:
         warnings.warn("gini_m20 is not available: morphology features without gini and m20", stacklevel=2)
+        morph = None
     else:
         morph = gini_m20(images, band=morphology_band, bands=band_names, progress=False)
-        table["gini"] = np.asarray(morph["gini"], dtype=np.float64)
-        table["m20"] = np.asarray(morph["m20"], dtype=np.float64)
+    table = morphology_feature_table(phot, morph, dropna=False)
+    return _drop_failed(table, stacklevel=3) if dropna else table
+
+
+def morphology_feature_table(photometry: pd.DataFrame, gini_m20: pd.DataFrame | None,
+                             *, dropna: bool = True) -> pd.DataFrame:
+    """The table of :func:`morphology_features` from measurements already made.
+
+    For a notebook that has measured a set with :func:`~galwidgets.metrics.photometry` and
+    :func:`~galwidgets.metrics.gini_m20` and wants its Fréchet morphology distance or a
+    projection without measuring the galaxies again.
+
+    Parameters
+    ----------
+    photometry : DataFrame
+        From :func:`~galwidgets.metrics.photometry` (columns ``mag_<band>``, colours, ``r_half``).
+    gini_m20 : DataFrame or None
+        From :func:`~galwidgets.metrics.gini_m20` on the same galaxies in the same order (columns
+        ``gini``, ``m20``); None for photometric features only.
+    dropna : bool
+        Drop galaxies with any NaN feature, as in :func:`morphology_features`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per kept galaxy (index: its position in the set), float64 features.
+    """
+    from .photometry import colour_names
+
+    if not isinstance(photometry, pd.DataFrame):
+        raise TypeError(f"photometry: expected a DataFrame from gw.metrics.photometry, got "
+                        f"{type(photometry).__name__}")
+    band_names = [c[len("mag_"):] for c in photometry.columns if c.startswith("mag_")]
+    columns = [f"mag_{b}" for b in band_names] + colour_names(band_names) + ["r_half"]
+    missing = [c for c in columns if c not in photometry.columns]
+    if not band_names or missing:
+        raise ValueError(f"photometry: expected the columns of gw.metrics.photometry, missing "
+                         f"{missing or ['mag_<band>']}")
+    table = photometry[columns].astype(np.float64).reset_index(drop=True)
+    if gini_m20 is not None:
+        if len(gini_m20) != len(table) or not {"gini", "m20"} <= set(gini_m20.columns):
+            raise ValueError(f"gini_m20: expected columns gini and m20 for the {len(table)} galaxies "
+                             f"of photometry, got {len(gini_m20)} rows with {list(gini_m20.columns)}")
+        table["gini"] = np.asarray(gini_m20["gini"], dtype=np.float64)
+        table["m20"] = np.asarray(gini_m20["m20"], dtype=np.float64)
+    table.attrs.update(n_total=len(table), n_dropped=0)
+    return _drop_failed(table, stacklevel=3) if dropna else table
+
+
+def _drop_failed(table: pd.DataFrame, stacklevel: int) -> pd.DataFrame:
+    """``table`` without galaxies that have a NaN feature, with a warning saying how many."""
     n_total = len(table)
-    if dropna:
-        table = table.dropna()
-        if len(table) < n_total:
-            warnings.warn(
-                f"morphology_features: dropped {n_total - len(table)} of {n_total} galaxies with "
-                "failed (NaN) measurements", stacklevel=2,
-            )
-    table.attrs.update(n_total=n_total, n_dropped=n_total - len(table))
-    return table
+    kept = table.dropna()
+    if len(kept) < n_total:
+        warnings.warn(f"morphology_features: dropped {n_total - len(kept)} of {n_total} galaxies with "
+                      "failed (NaN) measurements", stacklevel=stacklevel)
+    kept.attrs.update(n_total=n_total, n_dropped=n_total - len(kept))
+    return kept
 
 
 def _morphology_table(data: Any, name: str, kwargs: dict) -> pd.DataFrame:

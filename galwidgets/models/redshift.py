@@ -23,7 +23,6 @@ from torch import nn
 
 from .._validation import as_images, check_finite, check_positive_int
 from ..data.transforms import Normalizer
-from ..metrics.redshift import redshift_loss
 
 __all__ = ["RedshiftEstimator", "conditional_redshift_loss", "predict_redshift"]
 
@@ -196,6 +195,8 @@ def conditional_redshift_loss(
             raise ValueError("cond_redshift: not given and images is not a Survey with a 'redshift' or "
                              "'cond_0' catalog column")
     z_pred = predict_redshift(estimator, images, normalizer=normalizer, batch_size=batch_size)
+    from ..metrics.redshift import redshift_loss  # here: the metrics package costs imports
+
     return redshift_loss(z_pred, cond_redshift, gamma=gamma)
 
 
