@@ -44,17 +44,21 @@ Path(output_dir, "metrics.json").write_text(json.dumps(metrics))
 """
 
 
+def write_notebook(path: Path, parameters: str, body: str) -> Path:
+    """A two-cell notebook: ``parameters`` (tagged for papermill), then ``body``."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    cell = nbformat.v4.new_code_cell(parameters)
+    cell.metadata.tags = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell(body)]
+    nbformat.write(nb, path)
+    return path
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     """A parameterised notebook that doubles ``x`` and reports its process and threads."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    parameters = nbformat.v4.new_code_cell(TINY_PARAMETERS)
-    parameters.metadata.tags = ["parameters"]
-    nb.cells = [parameters, nbformat.v4.new_code_cell(TINY_BODY)]
-    path = tmp_path_factory.mktemp("nb") / "tiny.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return write_notebook(tmp_path_factory.mktemp("nb") / "tiny.ipynb", TINY_PARAMETERS, TINY_BODY)
 
 
 @pytest.fixture(scope="module")
@@ -250,14 +254,7 @@ Path(output_dir, "metrics.json").write_text(json.dumps({
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory) -> Path:
     """A notebook that reports what its kernel had imported, its namespace and working directory."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    parameters = nbformat.v4.new_code_cell(WARM_PARAMETERS)
-    parameters.metadata.tags = ["parameters"]
-    nb.cells = [parameters, nbformat.v4.new_code_cell(WARM_BODY)]
-    path = tmp_path_factory.mktemp("nb") / "probe.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return write_notebook(tmp_path_factory.mktemp("nb") / "probe.ipynb", WARM_PARAMETERS, WARM_BODY)
 
 
 def test_warm_kernel_runs_the_notebook_as_a_fresh_kernel_would(probe, tmp_path):
@@ -298,5 +295,12 @@ def test_warm_kernel_misuse_and_close_leave_no_process(probe, tmp_path):
         assert len(family) >= 2
     assert kernel.used
     kernel.close()  # twice is fine
-    _, alive = psutil.wait_procs(family, timeout=10)
-    assert not alive, f"left running: {alive}"
+
+    def running(process: psutil.Process) -> bool:
+        try:
+            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    # gone when close() returns, not some time later
+    assert not [p for p in family if running(p)]
