@@ -9,7 +9,8 @@
    them with the same estimator against the redshifts they were generated at. Acceptance: loss at
    most 1.5 times the estimator's loss on those same mock galaxies.
 
-    python benchmarks/bench_redshift_loss.py [--steps 2000] [--checkpoint hsc-z-tiny] [--save-estimator F]
+    python benchmarks/bench_redshift_loss.py [--steps 2000] [--checkpoint hsc-z-tiny] [--guidance 1]
+        [--save-estimator F]
 
 The estimator it saves (``--save-estimator``) can be passed to ``notebooks/conditional.ipynb`` as
 ``estimator_checkpoint``.
@@ -69,6 +70,7 @@ def main() -> None:
     parser.add_argument("--n-samples", type=int, default=256)
     parser.add_argument("--sampler", default="ddim")
     parser.add_argument("--sample-steps", type=int, default=25)
+    parser.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale")
     parser.add_argument("--save-estimator", default="", help="write the trained estimator here")
     parser.add_argument("--estimator", default="", help="a saved estimator to use instead of training one")
     parser.add_argument("--threads", type=int, default=1)
@@ -129,13 +131,13 @@ def main() -> None:
     z_cond = z_true[:n]  # the held-out galaxies' own redshifts: a paired comparison
     t0 = time.perf_counter()
     samples = ddpm.sample(n, sampler=args.sampler, steps=args.sample_steps, seed=0, cond=z_cond,
-                          progress=False)
+                          guidance=args.guidance, progress=False)
     seconds = time.perf_counter() - t0
     z_gen = gw.models.predict_redshift(estimator, samples)
     loss_gen = gw.metrics.redshift_loss(z_gen, z_cond)
     loss_mock = gw.metrics.redshift_loss(z_est[:n], z_cond)
     print(f"{source}: {n} galaxies at the held-out redshifts, {args.sampler} {args.sample_steps} steps, "
-          f"{seconds:.0f} s")
+          f"guidance {args.guidance:g}, {seconds:.0f} s")
     print(f"redshift loss on its samples {loss_gen:.4f}; on the {n} mock galaxies at the same redshifts "
           f"{loss_mock:.4f}; ratio {loss_gen / loss_mock:.3f}")
     print(f"  per redshift bin (samples): {_per_bin(z_gen, z_cond)}")

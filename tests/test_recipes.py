@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 
+import pandas as pd
 import pytest
+import torch
 
 import galwidgets as gw
 from galwidgets.pretrained import recipes
@@ -93,3 +95,30 @@ def test_module_command_runs_without_runpy_warning():
     run = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "RuntimeWarning" not in run.stderr and "smith2022" in run.stdout
+
+
+def test_an_anneal_phase_continues_the_run_at_its_own_settings(tmp_path, monkeypatch):
+    """A recipe with ``"anneal"`` trains to ``train.steps``, then on to ``anneal.steps`` at the lower
+    learning rate in the same checkpoint folder; building again resumes and re-exports the same model."""
+    recipe = copy.deepcopy(RECIPES["hsc-z-tiny"])
+    recipe["survey"] = {"n": 16, "size": 32, "instrument": "hsc-deep", "seed": 3}
+    recipe["model"].update(base_channels=8, channel_mults=[1, 2], attention_levels=[])
+    recipe["train"].update(steps=3, batch_size=4, warmup_steps=1, checkpoint_every=2)
+    recipe["anneal"] = {"steps": 5, "lr": 1e-5, "ema_decay": 0.9}
+    monkeypatch.setitem(RECIPES, "tiny-anneal", recipe)
+    assert [p["steps"] for p in recipes.training_phases(recipe)] == [3, 5]
+    out = recipes.build("tiny-anneal", tmp_path, output=tmp_path / "a.safetensors", progress=False)
+    ckpt = gw.load_checkpoint(out)
+    assert ckpt.config["step"] == 5 and ckpt.config["training"]["lr"] == 1e-5
+    assert ckpt.config["pretrained"]["recipe"]["anneal"]["steps"] == 5
+    log = pd.read_csv(tmp_path / "checkpoints" / "train_log.csv")
+    assert log["step"].tolist() == [1, 2, 3, 4, 5]
+    assert log["lr"].tolist() == pytest.approx([recipe["train"]["lr"]] * 3 + [1e-5] * 2)
+    again = gw.load_checkpoint(recipes.build("tiny-anneal", tmp_path, output=tmp_path / "b.safetensors",
+                                             progress=False))
+    assert again.config["step"] == 5
+    for key, value in ckpt.model.state_dict().items():
+        assert torch.equal(value, again.model.state_dict()[key])
+    recipe["anneal"]["steps"] = 3
+    with pytest.raises(ValueError, match="recipe: anneal steps 3 must exceed the first phase's 3"):
+        recipes.training_phases(recipe)

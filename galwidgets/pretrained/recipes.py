@@ -38,7 +38,7 @@ from ..models.unet import UNet
 from ..training.diffusion import train
 from .specs import RECIPES
 
-__all__ = ["RECIPES", "build", "dry_run", "prepare_store"]
+__all__ = ["RECIPES", "build", "dry_run", "prepare_store", "training_phases"]
 
 
 def _survey_kwargs(spec: dict) -> dict:
@@ -71,6 +71,24 @@ def prepare_store(name: str, path: str | Path, *, n_jobs: int | None = None,
                          "another workdir") from exc
 
 
+def training_phases(recipe: dict) -> list[dict]:
+    """The :func:`~galwidgets.training.diffusion.train` settings of a recipe, phase by phase.
+
+    A recipe trains in one phase (``recipe["train"]``), or two when it has an ``"anneal"`` entry:
+    the same run continued from the end of the first to ``anneal["steps"]`` in total with the
+    settings it overrides, typically a lower learning rate and a longer EMA (the weights then settle
+    instead of wandering at the first phase's step size). Both phases write to one checkpoint
+    folder, so an interrupted build resumes in whichever phase it stopped.
+    """
+    phases = [dict(recipe["train"])]
+    if "anneal" in recipe:
+        if recipe["anneal"].get("steps", 0) <= recipe["train"]["steps"]:
+            raise ValueError(f"recipe: anneal steps {recipe['anneal'].get('steps')!r} must exceed the first "
+                             f"phase's {recipe['train']['steps']} (they count the whole run)")
+        phases.append({**recipe["train"], **recipe["anneal"]})
+    return phases
+
+
 def build(name: str, workdir: str | Path, output: str | Path | None = None, progress: bool = True,
           store: str | Path | None = None) -> Path:
     """Simulate the training survey, train (resuming in ``workdir``) and export the checkpoint.
@@ -100,8 +118,9 @@ def build(name: str, workdir: str | Path, output: str | Path | None = None, prog
     torch.manual_seed(recipe["train"]["seed"])  # the initial weights; on resume they come from the checkpoint
     model = UNet(in_channels=len(bands), **recipe["model"])
     schedule = NoiseSchedule.from_config(recipe["schedule"])
-    ckpt = train(model, schedule, data, checkpoint_dir=workdir / "checkpoints", progress=progress,
-                 sample_every=1000, **recipe["train"])
+    for settings in training_phases(recipe):  # each resumes from the newest checkpoint in workdir
+        ckpt = train(model, schedule, data, checkpoint_dir=workdir / "checkpoints", progress=progress,
+                     sample_every=1000, **settings)
     config = dict(ckpt.config)
     config["pretrained"] = {"name": name, "description": recipe["description"], "recipe": recipe,
                             "wall_seconds_this_run": round(time.perf_counter() - t0, 1)}
