@@ -60,6 +60,46 @@ def test_unet_shapes_conditioning_and_errors():
     assert cond_model(x, torch.tensor([1, 5]), z).shape == x.shape
 
 
+
+def test_scale_shift_blocks_scale_the_normalised_features_by_the_embedding():
+    """Adaptive group normalisation: ``GroupNorm(h) (1 + s) + b``. A scale of -1 silences the block
+    (its output is the skip path plus the last convolution's bias); the additive block is not."""
+    from galwidgets.models.unet import ResBlock
+
+    x, emb = torch.randn(2, 8, 6, 6), torch.randn(2, 16)
+    outputs = {}
+    for scale_shift in (True, False):
+        torch.manual_seed(0)
+        block = ResBlock(8, 8, emb_dim=16, dropout=0.0, groups=4, scale_shift=scale_shift)
+        with torch.no_grad():
+            torch.nn.init.normal_(block.conv2.weight)
+            block.emb.weight.zero_()
+            block.emb.bias.fill_(-1.0)  # scale -1 (and shift -1) in the scale-shift block
+            if scale_shift:
+                block.emb.bias[8:].zero_()  # shift 0
+            outputs[scale_shift] = block(x, emb)
+    silenced = x + block.conv2.bias[None, :, None, None]
+    torch.testing.assert_close(outputs[True], silenced)
+    assert (outputs[False] - silenced).abs().max() > 0.1
+
+
+def test_scale_shift_is_in_the_config_only_when_used_and_survives_a_checkpoint(tmp_path):
+    from galwidgets.checkpoints import save_checkpoint
+
+    assert "scale_shift" not in gw.models.UNet(**TINY_UNET).config  # older configs stay valid
+    torch.manual_seed(0)
+    model = gw.models.UNet(cond_dim=1, scale_shift=True, **TINY_UNET)
+    assert model.config["scale_shift"] is True
+    assert model.down[0][0].emb.out_features == 2 * model.down[0][0].conv1.out_channels
+    path = save_checkpoint(tmp_path / "c.safetensors", model, gw.diffusion.NoiseSchedule.cosine(50),
+                           gw.data.AsinhStretch(softening=[1.0, 1.0, 1.0]), {"data": {}})
+    loaded = gw.load_checkpoint(path, device="cpu").model
+    x, t, z = torch.randn(2, 3, 16, 16), torch.tensor([3, 40]), torch.tensor([[0.2], [2.0]])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x, t, z), model(x, t, z))
+    with pytest.raises(ValueError, match="scale_shift"):
+        gw.models.UNet(scale_shift="yes")
+
 def test_ddim_calls_callback_once_per_step_and_is_seeded():
     torch.manual_seed(0)
     model = gw.models.UNet(**TINY_UNET).eval()

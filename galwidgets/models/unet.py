@@ -49,13 +49,21 @@ def _zero(module: nn.Module) -> nn.Module:
 
 
 class ResBlock(nn.Module):
-    """GroupNorm-SiLU-conv twice, with the time (+ condition) embedding added in between."""
+    """GroupNorm-SiLU-conv twice, with the time (+ condition) embedding in between.
 
-    def __init__(self, channels_in: int, channels_out: int, emb_dim: int, dropout: float, groups: int):
+    The embedding is added to the features (Ho et al. 2020), or with ``scale_shift`` it scales and
+    shifts the second group normalisation, ``GroupNorm(h) (1 + s) + b`` (adaptive group
+    normalisation, Dhariwal & Nichol 2021, sec. 3): a multiplicative path, through which a
+    condition such as redshift can change each band's brightness rather than only offset it.
+    """
+
+    def __init__(self, channels_in: int, channels_out: int, emb_dim: int, dropout: float, groups: int,
+                 scale_shift: bool = False):
         super().__init__()
+        self.scale_shift = scale_shift
         self.norm1 = nn.GroupNorm(groups, channels_in)
         self.conv1 = nn.Conv2d(channels_in, channels_out, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, channels_out)
+        self.emb = nn.Linear(emb_dim, 2 * channels_out if scale_shift else channels_out)
         self.norm2 = nn.GroupNorm(groups, channels_out)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = _zero(nn.Conv2d(channels_out, channels_out, 3, padding=1))
@@ -65,8 +73,13 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.emb(F.silu(emb))[:, :, None, None]
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        e = self.emb(F.silu(emb))[:, :, None, None]
+        if self.scale_shift:
+            scale, shift = e.chunk(2, dim=1)
+            h = self.norm2(h) * (1 + scale) + shift
+        else:
+            h = self.norm2(h + e)
+        h = self.conv2(self.dropout(F.silu(h)))
         return self.skip(x) + h
 
 
@@ -119,6 +132,9 @@ class UNet(nn.Module):
         the physical value.
     heads : int
         Attention heads.
+    scale_shift : bool
+        Adaptive group normalisation (Dhariwal & Nichol 2021): the time and condition embedding
+        scales and shifts the features of every residual block instead of being added to them.
     groups : int
         GroupNorm groups; must divide every channel count.
     prediction : {"eps", "v"}
@@ -143,6 +159,7 @@ class UNet(nn.Module):
         prediction: str = "eps",
         cond_center: float = 0.0,
         cond_scale: float = 1.0,
+        scale_shift: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("base_channels", base_channels),
@@ -155,6 +172,8 @@ class UNet(nn.Module):
             raise ValueError(
                 f"attention_levels: expected levels in 0..{len(channel_mults) - 1}, got {attention_levels!r}"
             )
+        if not isinstance(scale_shift, bool):
+            raise ValueError(f"scale_shift: expected True or False, got {scale_shift!r}")
         if prediction not in ("eps", "v"):
             raise ValueError(f"prediction: expected 'eps' or 'v', got {prediction!r}")
         if not isinstance(cond_dim, int) or cond_dim < 0:
@@ -177,6 +196,8 @@ class UNet(nn.Module):
         }
         if cond_center != 0.0 or cond_scale != 1.0:  # only when used: older configs stay valid
             self.config.update(cond_center=float(cond_center), cond_scale=float(cond_scale))
+        if scale_shift:  # likewise
+            self.config["scale_shift"] = True
         self.cond_center, self.cond_scale = float(cond_center), float(cond_scale)
         self.cond_dim = cond_dim
         self.levels = len(channel_mults)
@@ -191,7 +212,7 @@ class UNet(nn.Module):
             self.null_cond = nn.Parameter(torch.zeros(emb_dim))
 
         def res(cin: int, cout: int) -> ResBlock:
-            return ResBlock(cin, cout, emb_dim, dropout, groups)
+            return ResBlock(cin, cout, emb_dim, dropout, groups, scale_shift=scale_shift)
 
         self.conv_in = nn.Conv2d(in_channels, base_channels, 3, padding=1)
         self.down = nn.ModuleList()
