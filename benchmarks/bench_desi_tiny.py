@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 import galwidgets as gw
+from galwidgets.widgets.morphology import lotz_2008_class
 
 HELD_OUT_SEEDS = (2026, 2027)
 
@@ -28,13 +29,10 @@ HELD_OUT_SEEDS = (2026, 2027)
 def regions(survey: gw.data.Survey) -> dict[str, float]:
     """Shares of measured galaxies in the merger region and on the bulge side (r band)."""
     table = gw.metrics.gini_m20(survey, band="r", progress=False)
-    ok = table.gini.notna() & table.m20.notna()
-    t = table[ok]
-    (ms, mi), (bs, bi) = gw.metrics.LOTZ_2008["merger"], gw.metrics.LOTZ_2008["bulge"]
-    merger = t.gini > ms * t.m20 + mi
-    bulge = ~merger & (t.gini > bs * t.m20 + bi)
-    return {"merger_region": float(merger.mean()), "bulge_side": float(bulge.mean()),
-            "measured": float(ok.mean())}
+    region = lotz_2008_class(table.gini, table.m20)
+    measured = region[region != ""]
+    return {"merger_region": float(np.mean(measured == "merger")),
+            "bulge_side": float(np.mean(measured == "E/S0/Sa")), "measured": float(np.mean(region != ""))}
 
 
 def scores(survey: gw.data.Survey, reference: gw.data.Survey) -> dict[str, float]:

@@ -31,10 +31,9 @@ import argparse
 import ast
 import inspect
 import json
-import os
 import statistics
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +41,8 @@ import pandas as pd
 import torch
 
 import galwidgets as gw
+from galwidgets._device import bf16_is_fast
+from galwidgets._io import atomic_path, write_json
 
 HELD_OUT_SEED = 2026
 NOISE_SEED_OFFSET = 10_000  # generator of the SDE samplers' noise, apart from the starting noise
@@ -81,21 +82,6 @@ def steps_for(sampler: str, nfe: int) -> int:
 
 def evaluations(sampler: str, steps: int) -> int:
     return 2 * steps - 1 if sampler == "heun" else steps
-
-
-@contextmanager
-def atomic_path(path: Path):
-    """A temporary name beside ``path``, renamed onto it once the block completes (a killed run
-    leaves no half-written cache file to resume from)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    yield tmp
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, data: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=1))
 
 
 def held_out(out: Path, n: int, ckpt) -> pd.DataFrame:
@@ -296,7 +282,7 @@ def timing(args: argparse.Namespace) -> None:
     }
     settings = {name: value for k, (name, value) in enumerate(settings.items()) if k in args.settings}
     print(f"threads {torch.get_num_threads()}, batch {args.batch}, NFE {args.nfe}, "
-          f"CPU capability: {torch.backends.cpu.get_cpu_capability()}, medians of {args.repeats}")
+          f"bf16_is_fast: {bf16_is_fast(torch.device('cpu'))}, medians of {args.repeats}")
     print("| sampler | diffusers scheduler | setting | galwidgets s/NFE | diffusers s/NFE | ratio |")
     print("|---|---|---|---|---|---|")
     per_nfe = {}

@@ -60,7 +60,6 @@ def test_unet_shapes_conditioning_and_errors():
     assert cond_model(x, torch.tensor([1, 5]), z).shape == x.shape
 
 
-
 def test_scale_shift_blocks_scale_the_normalised_features_by_the_embedding():
     """Adaptive group normalisation: ``GroupNorm(h) (1 + s) + b``. A scale of -1 silences the block
     (its output is the skip path plus the last convolution's bias); the additive block is not."""
@@ -99,6 +98,7 @@ def test_scale_shift_is_in_the_config_only_when_used_and_survives_a_checkpoint(t
         torch.testing.assert_close(loaded(x, t, z), model(x, t, z))
     with pytest.raises(ValueError, match="scale_shift"):
         gw.models.UNet(scale_shift="yes")
+
 
 def test_ddim_calls_callback_once_per_step_and_is_seeded():
     torch.manual_seed(0)
