@@ -132,8 +132,8 @@ def test_mock_deconvolution_fits_and_improves():
     closer to the truth than the observation."""
     torch.set_num_threads(2)
     ckpt = gw.pretrained.load("desi-tiny", device="cpu")
-    # desi-tiny learnt from the mock before it grew mergers and clumpy irregulars (model card), so
-    # the prior is tested on the population it knows: a regular galaxy.
+    # a regular galaxy: the star-forming clumps of an irregular one sit below the 2" PSF, and their
+    # positions in the posterior come from the prior (the variance-ratio test below)
     truth = gw.data.simulate_survey(1, size=64, seed=12345, merger_probability=0.0,
                                     clumpy_probability=0.0, progress=False).images
     y, kernels = gw.data.observe(truth, 2.0, 0.262, MOCK_SIGMA, seed=1)

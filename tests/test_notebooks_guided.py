@@ -124,6 +124,7 @@ def test_train_rebuilds_a_recipe_with_overrides(tmp_path):
     assert {k: ckpt.model.config[k] for k in recipe["model"]} == recipe["model"]
     assert ckpt.config["pretrained"]["name"] == "desi-tiny+overrides"
     assert ckpt.config["pretrained"]["recipe"]["train"]["steps"] == 2
+    assert "anneal" not in ckpt.config["pretrained"]["recipe"] and "anneal" in recipe  # 2 steps, not 8000
     assert RECIPES["desi-tiny"]["train"]["steps"] == 6000  # the kernel's copy was changed, not ours
     assert (tmp_path / "training" / "train_survey.fits").is_file()  # build()'s layout
 

@@ -28,7 +28,8 @@ notebook again with the same `workdir` continues where it stopped.
 `galwidgets.pretrained.recipes.RECIPES` (`"desi-tiny"`, `"desi-z-tiny"`), the survey, model,
 schedule and training settings come from that recipe and `recipes.build` does the work, so this
 notebook is how the shipped checkpoints are made; `recipe_overrides` changes parts of the recipe
-(for a quick test run, e.g. `{"train": {"steps": 20}, "survey": {"n": 64}}`).
+(for a quick test run, e.g. `{"train": {"steps": 20}, "survey": {"n": 64}}`; changing the training
+steps leaves out the recipe's `anneal` phase unless `anneal` is overridden too).
 
 Run it with `gw.run_notebook("train", parameters={...}, output_dir=...)` or
 `galwidgets run train -p steps 500`. It writes into `output_dir`: `metrics.json`, `model.safetensors`
@@ -97,6 +98,10 @@ if recipe:
                 raise ValueError(f"recipe_overrides: no section {section!r} in recipe {recipe!r}; "
                                  f"sections: {[k for k, v in spec.items() if isinstance(v, dict)]}")
             spec[section].update(changes)
+        if "steps" in recipe_overrides.get("train", {}) and "anneal" in spec and "anneal" not in recipe_overrides:
+            # the anneal phase continues to a total step count set for the full-length run
+            print(f"recipe_overrides: train steps changed, so the recipe's anneal phase to step "
+                  f"{spec.pop('anneal')['steps']} is left out (override 'anneal' to keep it)")
         name = f"{recipe}+overrides"
         recipes.RECIPES[name] = spec
     print(recipes.RECIPES[name])
