@@ -132,8 +132,7 @@ def test_mock_deconvolution_fits_and_improves():
     closer to the truth than the observation."""
     torch.set_num_threads(2)
     ckpt = gw.pretrained.load("desi-tiny", device="cpu")
-    # a regular galaxy: the star-forming clumps of an irregular one sit below the 2" PSF, and their
-    # positions in the posterior come from the prior (the variance-ratio test below)
+    # a regular galaxy, as in the variance-ratio test (tests/test_deconvolution.py)
     truth = gw.data.simulate_survey(1, size=64, seed=12345, merger_probability=0.0,
                                     clumpy_probability=0.0, progress=False).images
     y, kernels = gw.data.observe(truth, 2.0, 0.262, MOCK_SIGMA, seed=1)

@@ -321,7 +321,7 @@ print(np.sqrt(np.mean((wide.mean - truth[0]) ** 2)), np.sqrt(np.mean((mock.mean 
 A wider PSF removes more of the small-scale information: the posterior mean ends up a little
 further from the truth and, above all, the samples disagree more, so the variance ratio goes up:
 more of the reconstruction is the prior's. Measured with the default parameters: RMS against the
-truth 0.024 (0.022 with the 2″ PSF), variance ratio 0.61 (0.31)."""),
+truth 0.021 (0.020 with the 2″ PSF), variance ratio 0.36 (0.24)."""),
 exercise(
     r"""Turn off the early stop and the data step: `deconvolve(..., early_stop=False)` returns plain
 DPS samples run to $t = 0$. Compare the reduced $\chi^2$ and the look of the posterior mean with the
@@ -334,7 +334,7 @@ print(plain.chi2, mock.chi2)
 Plain DPS samples carry the prior's own pixel noise (the model learnt noisy images) and DPS's few
 gradient steps leave a larger misfit, so $\chi^2_\nu$ is further from 1; stopping where the
 diffusion noise equals that pixel noise and fitting the data there gives a cleaner mean that
-explains the data to the noise level. Measured with the default parameters: $\chi^2_\nu$ = 1.51
+explains the data to the noise level. Measured with the default parameters: $\chi^2_\nu$ = 2.64
 without the early stop, 0.99 with it."""),
 exercise(
     r"""The variance ratio is estimated from a handful of samples. Run the mock deconvolution again
@@ -345,7 +345,7 @@ again = gw.diffusion.deconvolve(ckpt, y[0], A, sigma, n_samples=n_samples, n_pri
                                 weights=None, seed=seed + 1, progress=False)
 print(mock.variance_ratio, again.variance_ratio)
 ```
-The aperture value hardly moves (measured with the default parameters: 0.31 and 0.32), because it
+The aperture value hardly moves (measured with the default parameters: 0.24 and 0.21), because it
 averages about 200 pixels in each of three bands. A single pixel of the map is another matter: the
 relative error of a variance from $S$ samples is about $\sqrt{2/(S-1)}$, 53 % for $S = 8$, and
 the ratio of two such variances is noisier still (the speckle of the map in the sky). Trust the
