@@ -52,6 +52,10 @@ def test_step_size_scales_with_depth(tiny, observation):
     shallow = guidance_step_size(op, np.full(3, 1.0), noise, 10, (3, 32, 32))
     deep = guidance_step_size(op, np.full(3, 1e-4), noise, 10, (3, 32, 32))
     assert shallow == pytest.approx(0.02) and deep < shallow / 10
+    # deeper than the prior's noise the step falls with the square of the depth ratio
+    half = guidance_step_size(op, np.full(3, 1e-3), noise, 10, (3, 32, 32))
+    quarter = guidance_step_size(op, np.full(3, 5e-4), noise, 10, (3, 32, 32))
+    assert half / quarter == pytest.approx(4.0)
 
 
 def test_errors(tiny, observation):

@@ -224,9 +224,11 @@ pixels across whose photometry a small network learns in a few hundred steps (`d
 galaxies drawn with only 25 DDIM steps are also a little too faint in g and too small; its model
 card reports a ratio of 0.88 with the default sampler). What the 87 minutes buy is what the SGD does not measure:
 look at the images, and see tutorial 4 for the morphology measurements that do."""),
-code("""shipped = gw.pretrained.load("desi-tiny")
+code("""from galwidgets.pretrained.recipes import training_phases
+
+shipped = gw.pretrained.load("desi-tiny")
 recipe = shipped.config["pretrained"]["recipe"]
-shipped_steps = recipe.get("anneal", recipe["train"])["steps"]  # the run's last phase ends at this step
+shipped_steps = training_phases(recipe)[-1]["steps"]  # the end of the run's last phase
 mock64 = gw.data.simulate_survey(n_reference, size=shipped.size, seed=2026, progress=False)
 phot64 = gw.metrics.photometry(mock64)
 shipped_samples = shipped.sample(n_compare, sampler="ddim", steps=sample_steps, seed=seed, progress=False)
