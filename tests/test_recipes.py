@@ -122,3 +122,18 @@ def test_an_anneal_phase_continues_the_run_at_its_own_settings(tmp_path, monkeyp
     recipe["anneal"]["steps"] = 3
     with pytest.raises(ValueError, match="recipe: anneal steps 3 must exceed the first phase's 3"):
         recipes.training_phases(recipe)
+
+
+def test_with_overrides_changes_a_copy_and_drops_the_anneal_a_shorter_run_would_overshoot():
+    with pytest.warns(UserWarning, match=r"overrides: train steps changed.*anneal phase to step 8000"):
+        short = recipes.with_overrides("desi-tiny", {"train": {"steps": 20}, "survey": {"n": 64}})
+    assert short["train"]["steps"] == 20 and short["survey"]["n"] == 64 and "anneal" not in short
+    assert recipes.training_phases(short) == [short["train"]]
+    assert RECIPES["desi-tiny"]["train"]["steps"] == 6000 and "anneal" in RECIPES["desi-tiny"]
+    kept = recipes.with_overrides("desi-tiny", {"train": {"steps": 20}, "anneal": {"steps": 30}})
+    assert [p["steps"] for p in recipes.training_phases(kept)] == [20, 30]
+    assert recipes.with_overrides("desi-tiny", {"train": {"lr": 1e-4}})["anneal"]["steps"] == 8000
+    with pytest.raises(ValueError, match=r"no section 'optimizer' to change in recipe 'desi-tiny'"):
+        recipes.with_overrides("desi-tiny", {"optimizer": {"lr": 1}})
+    with pytest.raises(ValueError, match=r"anneal steps 10 must exceed"):
+        recipes.with_overrides("desi-tiny", {"train": {"steps": 20}, "anneal": {"steps": 10}})

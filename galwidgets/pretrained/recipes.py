@@ -19,9 +19,11 @@ the parameter count, the activation memory per image and the step time::
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import tempfile
 import time
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,7 @@ from ..models.unet import UNet
 from ..training.diffusion import train
 from .specs import RECIPES
 
-__all__ = ["RECIPES", "build", "dry_run", "prepare_store", "training_phases"]
+__all__ = ["RECIPES", "build", "dry_run", "prepare_store", "training_phases", "with_overrides"]
 
 
 def _survey_kwargs(spec: dict) -> dict:
@@ -87,6 +89,38 @@ def training_phases(recipe: dict) -> list[dict]:
                              f"phase's {recipe['train']['steps']} (they count the whole run)")
         phases.append({**recipe["train"], **recipe["anneal"]})
     return phases
+
+
+def with_overrides(name: str, overrides: dict[str, dict]) -> dict:
+    """A copy of recipe ``name`` with some settings changed, section by section.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`RECIPES`; the registered recipe itself is left unchanged.
+    overrides : dict of dict
+        Changes per section, e.g. ``{"train": {"steps": 20}, "survey": {"n": 64}}``.
+
+    Returns
+    -------
+    dict
+        The changed recipe. When ``overrides`` changes the first phase's ``train["steps"]`` but
+        leaves ``anneal`` alone, the recipe's anneal phase is dropped (with a warning): its step
+        count is a total set for the full-length run, so a 20-step test run would otherwise go
+        on to anneal to that total.
+    """
+    recipe = copy.deepcopy(_recipe(name))
+    for section, changes in overrides.items():
+        if not isinstance(recipe.get(section), dict) or not isinstance(changes, dict):
+            raise ValueError(f"overrides: no section {section!r} to change in recipe {name!r}; "
+                             f"sections: {[k for k, v in recipe.items() if isinstance(v, dict)]}")
+        recipe[section].update(changes)
+    if "steps" in overrides.get("train", {}) and "anneal" in recipe and "anneal" not in overrides:
+        dropped = recipe.pop("anneal")["steps"]
+        warnings.warn(f"overrides: train steps changed, so recipe {name!r}'s anneal phase to step {dropped} "
+                      "is left out (override 'anneal' to keep it)", UserWarning, stacklevel=2)
+    training_phases(recipe)  # an overridden anneal must still continue past the first phase
+    return recipe
 
 
 def build(name: str, workdir: str | Path, output: str | Path | None = None, progress: bool = True,

@@ -61,8 +61,7 @@ resume = True  # bool: continue from the newest checkpoint in `workdir` (recipe 
 n_show = 16  # int: galaxies drawn from the trained model for the sample grid
 sample_steps = 50  # int: DDIM steps of those samples
 progress = True  # bool: show progress bars"""),
-code("""import copy
-import time
+code("""import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -92,16 +91,7 @@ if recipe:
         raise ValueError(f"recipe: unknown recipe {recipe!r}; known: {sorted(recipes.RECIPES)}")
     name = recipe
     if recipe_overrides:  # build() takes a recipe by name: register the changed copy under its own name
-        spec = copy.deepcopy(recipes.RECIPES[recipe])
-        for section, changes in recipe_overrides.items():
-            if section not in spec or not isinstance(spec[section], dict):
-                raise ValueError(f"recipe_overrides: no section {section!r} in recipe {recipe!r}; "
-                                 f"sections: {[k for k, v in spec.items() if isinstance(v, dict)]}")
-            spec[section].update(changes)
-        if "steps" in recipe_overrides.get("train", {}) and "anneal" in spec and "anneal" not in recipe_overrides:
-            # the anneal phase continues to a total step count set for the full-length run
-            print(f"recipe_overrides: train steps changed, so the recipe's anneal phase to step "
-                  f"{spec.pop('anneal')['steps']} is left out (override 'anneal' to keep it)")
+        spec = recipes.with_overrides(recipe, recipe_overrides)
         name = f"{recipe}+overrides"
         recipes.RECIPES[name] = spec
     print(recipes.RECIPES[name])
