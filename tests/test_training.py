@@ -200,3 +200,19 @@ def test_fixed_size_models_refuse_a_store_of_another_stamp_size(store, tmp_path)
     with pytest.raises(ValueError, match=r"data: the store survey.h5 has 3 bands .* but the model expects 5"):
         gw.training.train_vae(five_bands, store, steps=1, batch_size=4, progress=False)
     assert len(store) == 24  # the store is only read
+
+
+def test_dihedral_augmentation_turns_and_flips_each_image_as_drawn():
+    from galwidgets.training.common import apply_dihedral, dihedral_draws, random_dihedral
+
+    x = torch.arange(4 * 2 * 3 * 3, dtype=torch.float32).reshape(4, 2, 3, 3)
+    k, flip = torch.tensor([0, 1, 2, 3]), torch.tensor([False, False, True, True])
+    out = apply_dihedral(x, k, flip)
+    assert torch.equal(out[0], x[0]) and torch.equal(out[1], torch.rot90(x[1], 1, dims=(-2, -1)))
+    assert torch.equal(out[3], torch.rot90(x[3].flip(-1), 3, dims=(-2, -1)))
+    wide = torch.ones(2, 1, 3, 5).cumsum(-1)  # not square: flips only, never turned
+    turned = apply_dihedral(wide, torch.tensor([1, 1]), torch.tensor([True, False]))
+    assert torch.equal(turned[0], wide[0].flip(-1)) and torch.equal(turned[1], wide[1])
+    drawn = apply_dihedral(x, *dihedral_draws(4, torch.Generator().manual_seed(7)))
+    assert torch.equal(random_dihedral(x, torch.Generator().manual_seed(7)), drawn)  # in memory = streamed
+    assert sorted(out.flatten().tolist()) == sorted(x.flatten().tolist())

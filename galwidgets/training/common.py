@@ -25,8 +25,9 @@ from ..data.transforms import Normalizer
 from ..diffusion.schedules import NoiseSchedule
 
 __all__ = [
-    "CHECKPOINT_GLOB", "as_survey", "checkpoint_config", "cond_columns", "cond_range", "latest_checkpoint",
-    "random_dihedral", "read_history", "rng_states", "set_rng_states", "write_checkpoint",
+    "CHECKPOINT_GLOB", "apply_dihedral", "as_survey", "checkpoint_config", "cond_columns", "cond_range",
+    "dihedral_draws", "latest_checkpoint", "random_dihedral", "read_history", "rng_states", "set_rng_states",
+    "write_checkpoint",
 ]
 
 #: File names of the checkpoints a training run writes.
@@ -47,10 +48,15 @@ def as_survey(data: Any) -> Survey:
     return Survey(images=images, catalog=None, bands=bands, pixel_scale=1.0)
 
 
-def random_dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Apply a random flip and 90° rotation to each image (the dihedral group D4)."""
-    k = torch.randint(4, (len(x),), generator=generator)
-    flip = torch.randint(2, (len(x),), generator=generator).bool()
+def dihedral_draws(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Quarter turns (0-3) and left-right flips of ``n`` galaxies, turns drawn first."""
+    k = torch.randint(4, (n,), generator=generator)
+    flip = torch.randint(2, (n,), generator=generator).bool()
+    return k, flip
+
+
+def apply_dihedral(x: torch.Tensor, k: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Flip (left-right) then turn by ``k`` quarter turns each image of ``x`` (non-square: flip only)."""
     x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(-1), x)
     if x.shape[-1] != x.shape[-2]:
         return x
@@ -59,6 +65,11 @@ def random_dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor
         mask = (k == r).to(x.device)
         out[mask] = torch.rot90(x[mask], r, dims=(-2, -1))
     return out
+
+
+def random_dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Apply a random flip and 90° rotation to each image (the dihedral group D4)."""
+    return apply_dihedral(x, *dihedral_draws(len(x), generator))
 
 
 def cond_columns(cond: Any) -> list[str] | None:

@@ -51,8 +51,10 @@ from ..data.transforms import AsinhStretch, Normalizer
 from ..diffusion.samplers import ddim
 from ..diffusion.schedules import NoiseSchedule
 from .common import (
+    apply_dihedral,
     as_survey,
     checkpoint_config,
+    dihedral_draws,
     latest_checkpoint,
     random_dihedral,
     read_history,
@@ -61,10 +63,8 @@ from .common import (
     write_checkpoint,
 )
 from .streaming import (
-    apply_dihedral,
     check_resumed_data,
     check_store_for_model,
-    dihedral_draws,
     fit_sample,
     per_galaxy_noise,
     store_batches,

@@ -28,8 +28,8 @@ from ..data.store import SurveyStore, open_store
 from ..data.streaming import ShardedBatchSampler, StoreBatches, batch_loader
 from ..data.transforms import Normalizer
 
-__all__ = ["FIT_SAMPLE", "apply_dihedral", "check_resumed_data", "check_store_for_model", "dihedral_draws",
-           "fit_sample", "per_galaxy_noise", "store_batches"]
+__all__ = ["FIT_SAMPLE", "check_resumed_data", "check_store_for_model", "fit_sample", "per_galaxy_noise",
+           "store_batches"]
 
 #: Galaxies (evenly spaced through the store) the default normalizer is fitted on: its softening is
 #: the median sky noise (robust with far fewer galaxies) and its upper flux twice the brightest
@@ -95,26 +95,6 @@ def store_batches(store: SurveyStore, normalizer: Normalizer, batch_size: int, *
     loader = batch_loader(StoreBatches(reader, normalizer.forward), sampler, num_workers=num_workers,
                           prefetch_factor=prefetch_factor, pin_memory=pin_memory)
     return loader, sampler
-
-
-def dihedral_draws(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Quarter turns and flips of ``n`` galaxies, drawn as :func:`~galwidgets.training.common.random_dihedral`
-    draws them (turns first, then flips)."""
-    k = torch.randint(4, (n,), generator=generator)
-    flip = torch.randint(2, (n,), generator=generator).bool()
-    return k, flip
-
-
-def apply_dihedral(x: torch.Tensor, k: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-    """Flip (left-right) then turn by ``k`` quarter turns each image of ``x``."""
-    x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(-1), x)
-    if x.shape[-1] != x.shape[-2]:
-        return x
-    out = torch.empty_like(x)
-    for r in range(4):
-        mask = (k == r).to(x.device)
-        out[mask] = torch.rot90(x[mask], r, dims=(-2, -1))
-    return out
 
 
 def per_galaxy_noise(shape: Sequence[int], seed: int, step: int, positions: range) -> torch.Tensor:
