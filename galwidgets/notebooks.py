@@ -32,7 +32,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ._io import atomic_path, to_jsonable, write_json
-from ._parallel import THREAD_VARIABLES, usable_cpus
+from ._parallel import THREAD_VARIABLES, check_scheduler, dask_client, usable_cpus
 from ._validation import check_positive, check_positive_int
 from ._version import __version__
 
@@ -679,37 +679,6 @@ def _stored_batch(root: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def _check_scheduler(scheduler: Any) -> Any:
-    """None/"local" -> None (local pool); an address or a Client/cluster is kept for dask."""
-    if scheduler is None or scheduler == "local":
-        return None
-    if isinstance(scheduler, str):
-        if "://" in scheduler or re.fullmatch(r"[\w.\-]+:\d+", scheduler):
-            return scheduler
-        raise ValueError("scheduler: expected 'local', a dask.distributed scheduler address such as "
-                         f"'tcp://127.0.0.1:8786', or a distributed.Client; got {scheduler!r}")
-    is_client = hasattr(scheduler, "submit") and hasattr(scheduler, "cancel")
-    if is_client or hasattr(scheduler, "scheduler_address"):
-        return scheduler
-    raise TypeError("scheduler: expected 'local', a dask.distributed address or Client, got "
-                    f"{type(scheduler).__name__}")
-
-
-def _dask_client(scheduler: Any) -> tuple[Any, bool]:
-    """A distributed.Client for ``scheduler`` and whether we opened it (and so must close it)."""
-    try:
-        from distributed import Client
-    except ImportError as exc:
-        raise ImportError("scheduler: a dask.distributed scheduler needs dask[distributed]: "
-                          "pip install 'dask[distributed]'") from exc
-    if isinstance(scheduler, Client):
-        return scheduler, False
-    try:
-        return Client(scheduler, timeout="10s"), True  # an address or a cluster object
-    except OSError as exc:
-        raise ConnectionError(f"scheduler: could not connect to {scheduler!r}: {exc}") from exc
-
-
 def _completed(submit: Callable[[tuple], Any], jobs: list[tuple], limit: int, dask: bool) -> Iterator[Any]:
     """Submit ``jobs`` keeping at most ``limit`` running; yield each future as it finishes."""
     queue = list(reversed(jobs))
@@ -838,7 +807,7 @@ def run_batch(
     running on workers are cancelled but finish their current notebook.
     """
     path = notebook_path(name)
-    scheduler = _check_scheduler(scheduler)
+    scheduler = check_scheduler(scheduler)
     limit, threads = _pool_size(max_workers, threads, scheduler is not None)
     timeout = None if timeout is None else check_positive(timeout, "timeout")
     if only_failed and not resume:
@@ -898,7 +867,7 @@ def _execute_jobs(path: Path, jobs: list[tuple], rows: dict[int, dict], root: Pa
     client, owned, pool = None, False, None
     submitted: dict[Any, tuple] = {}  # future -> job
     if scheduler is not None:
-        client, owned = _dask_client(scheduler)
+        client, owned = dask_client(scheduler)
 
         def submit(job: tuple) -> Any:
             key = f"galwidgets-{path.stem}-{job[2].name}-{time.time_ns()}"
