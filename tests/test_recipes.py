@@ -135,5 +135,7 @@ def test_with_overrides_changes_a_copy_and_drops_the_anneal_a_shorter_run_would_
     assert recipes.with_overrides("desi-tiny", {"train": {"lr": 1e-4}})["anneal"]["steps"] == 8000
     with pytest.raises(ValueError, match=r"no section 'optimizer' to change in recipe 'desi-tiny'"):
         recipes.with_overrides("desi-tiny", {"optimizer": {"lr": 1}})
+    with pytest.raises(TypeError, match="overrides: expected a dict"):
+        recipes.with_overrides("desi-tiny", [("train", {"steps": 2})])
     with pytest.raises(ValueError, match=r"anneal steps 10 must exceed"):
         recipes.with_overrides("desi-tiny", {"train": {"steps": 20}, "anneal": {"steps": 10}})

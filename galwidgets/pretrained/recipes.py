@@ -109,6 +109,8 @@ def with_overrides(name: str, overrides: dict[str, dict]) -> dict:
         count is a total set for the full-length run, so a 20-step test run would otherwise go
         on to anneal to that total.
     """
+    if not isinstance(overrides, dict):
+        raise TypeError(f"overrides: expected a dict of sections, got {type(overrides).__name__}")
     recipe = copy.deepcopy(_recipe(name))
     for section, changes in overrides.items():
         if not isinstance(recipe.get(section), dict) or not isinstance(changes, dict):
