@@ -1,4 +1,6 @@
 import asyncio
+import copy
+import dataclasses
 import json
 
 import ipywidgets as W
@@ -157,9 +159,18 @@ def test_desi_checkpoint_is_measured_in_r_on_a_desi_mock():
     assert (state.band, state.colour_bands) == ("r", ("g", "r"))
     ratio = state.display_scales / gw.viz.band_scales(state.reference.bands)
     assert 0.7 < ratio[0] < 1.5  # DESI-like: about the usual picture scales
-    assert state.trained_range is None  # not recorded: the slider spans the reference's redshifts
-    z = state.reference_table["redshift"]
-    assert state.redshift_range == (pytest.approx(z.min()), pytest.approx(z.max()))
+    low, high = state.trained_range  # recorded by the recipe's training run: its mock's 0.02 < z < 0.12
+    assert 0.015 < low < 0.03 and 0.11 < high < 0.125 and state.redshift_range == (low, high)
+
+
+def test_slider_spans_the_reference_when_the_checkpoint_records_no_range(z_checkpoint, survey):
+    config = copy.deepcopy(z_checkpoint.config)
+    del config["cond"]["range"]  # as in checkpoints written before the range was recorded
+    ex = RedshiftExplorer(dataclasses.replace(z_checkpoint, config=config), reference=survey[:8], n=1,
+                          steps=1, threaded=False)
+    assert ex.state.trained_range is None and not ex.state.extrapolating
+    z = ex.state.reference_table["redshift"]
+    assert ex.state.redshift_range == (pytest.approx(z.min()), pytest.approx(z.max()))
 
 
 def test_reference_is_measured_like_the_draws(explorer, survey):

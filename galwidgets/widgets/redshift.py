@@ -250,7 +250,7 @@ class RedshiftExplorerState(T.HasTraits):
     @property
     def redshift_range(self) -> tuple[float, float]:
         """The slider's range: the trained range of the checkpoint, or, for a checkpoint that does
-        not record it (e.g. ``desi-z-tiny``), the redshifts spanned by the reference survey."""
+        not record it (one written before training recorded it), the redshifts the reference spans."""
         if self.trained_range is not None:
             return self.trained_range
         z = self.reference_table["redshift"].to_numpy()
