@@ -31,28 +31,38 @@ from galwidgets.widgets.morphology import lotz_2008_class
 HELD_OUT_SEEDS = (2026, 2027)
 
 
-def regions(survey: gw.data.Survey) -> dict[str, float]:
-    """Shares of measured galaxies in the merger region and on the bulge side (r band)."""
-    table = gw.metrics.gini_m20(survey, band="r", progress=False)
-    region = lotz_2008_class(table.gini, table.m20)
+def measure(survey: gw.data.Survey) -> dict[str, pd.DataFrame]:
+    """Photometry and r-band Gini-M20 of every galaxy, measured once per set."""
+    phot = gw.metrics.photometry(survey)
+    morph = gw.metrics.gini_m20(survey, band="r", progress=False)
+    return {"photometry": phot, "gini_m20": morph,
+            "features": gw.metrics.morphology_feature_table(phot, morph)}
+
+
+def regions(gini_m20: pd.DataFrame) -> dict[str, float]:
+    """Shares of measured galaxies in the merger region and on the bulge side."""
+    region = lotz_2008_class(gini_m20.gini, gini_m20.m20)
     measured = region[region != ""]
     return {"merger_region": float(np.mean(measured == "merger")),
             "bulge_side": float(np.mean(measured == "E/S0/Sa")), "measured": float(np.mean(region != ""))}
 
 
-def size_redshift(survey: gw.data.Survey, redshift: np.ndarray) -> float:
+def size_redshift(photometry: pd.DataFrame, redshift: np.ndarray) -> float:
     """Spearman ρ of redshift and the measured half-light radius (galaxies whose radius was measured)."""
-    r_half = gw.metrics.photometry(survey).r_half.to_numpy()
+    r_half = photometry.r_half.to_numpy()
     ok = np.isfinite(r_half)
     return float(spearmanr(redshift[ok], r_half[ok]).statistic)
 
 
-def scores(survey: gw.data.Survey, reference: gw.data.Survey,
+def scores(survey: dict[str, pd.DataFrame], reference: dict[str, pd.DataFrame],
            redshift: np.ndarray | None) -> dict[str, float]:
-    row = {"sgd": gw.metrics.synthetic_galaxy_distance(survey, reference)["total"],
-           "fmd": gw.metrics.frechet_morphology_distance(survey, reference), **regions(survey)}
+    """SGD, Fréchet morphology distance and Lotz shares of a measured set against the reference."""
+    sgd = gw.metrics.synthetic_galaxy_distance(survey["photometry"], reference["photometry"])
+    row = {"sgd": sgd["total"],
+           "fmd": gw.metrics.frechet_morphology_distance(survey["features"], reference["features"]),
+           **regions(survey["gini_m20"])}
     if redshift is not None:
-        row["rho_z_rhalf"] = size_redshift(survey, redshift)
+        row["rho_z_rhalf"] = size_redshift(survey["photometry"], redshift)
     return row
 
 
@@ -75,20 +85,21 @@ def main() -> None:
     held_out, second = (gw.data.simulate_survey(args.n, size=shipped.size, bands=shipped.bands,
                                                 pixel_scale=shipped.pixel_scale, seed=s, progress=False)
                         for s in HELD_OUT_SEEDS)
-    conditional = bool(shipped.config.get("cond"))
+    conditional = shipped.model.cond_dim > 0
     z_held, z_second = ((s.catalog.redshift.to_numpy() if conditional else None) for s in (held_out, second))
+    reference = measure(held_out)
     floor = f"mock, seed {HELD_OUT_SEEDS[1]} (the floor)"
-    rows = [{"set": floor, "seed": -1, **scores(second, held_out, z_second)}]
+    rows = [{"set": floor, "seed": -1, **scores(measure(second), reference, z_second)}]
     if conditional:
-        print(f"held-out size-redshift Spearman {size_redshift(held_out, z_held):+.3f}, second sample "
-              f"{rows[0]['rho_z_rhalf']:+.3f}")
+        rho_held = size_redshift(reference["photometry"], z_held)
+        print(f"held-out size-redshift Spearman {rho_held:+.3f}, second sample {rows[0]['rho_z_rhalf']:+.3f}")
     print(f"held-out: {args.n} galaxies; a second mock sample: merger region {rows[0]['merger_region']:.1%}, "
           f"bulge side {rows[0]['bulge_side']:.1%}; floor SGD {rows[0]['sgd']:.3f}, FMD {rows[0]['fmd']:.3f}")
     for name, ckpt in models.items():
         for seed in args.seeds:
             t0 = time.perf_counter()
             generated = ckpt.sample(args.n, seed=seed, cond=z_held, progress=False)
-            row = {"set": name, "seed": seed, **scores(generated, held_out, z_held),
+            row = {"set": name, "seed": seed, **scores(measure(generated), reference, z_held),
                    "seconds": time.perf_counter() - t0}
             rows.append(row)
             rho = f", Spearman {row['rho_z_rhalf']:+.3f}" if conditional else ""
