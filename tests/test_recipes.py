@@ -139,3 +139,26 @@ def test_with_overrides_changes_a_copy_and_drops_the_anneal_a_shorter_run_would_
         recipes.with_overrides("desi-tiny", [("train", {"steps": 2})])
     with pytest.raises(ValueError, match=r"anneal steps 10 must exceed"):
         recipes.with_overrides("desi-tiny", {"train": {"steps": 20}, "anneal": {"steps": 10}})
+
+
+def test_build_takes_a_changed_copy_without_registering_it(tmp_path):
+    """``build(name, ..., recipe=with_overrides(...))`` trains the copy and records it under ``name``,
+    leaving :data:`RECIPES` alone; a redshift range written as a JSON list reaches the survey."""
+    before = copy.deepcopy(RECIPES)
+    with pytest.warns(UserWarning, match="anneal phase"):
+        spec = recipes.with_overrides("hsc-z-tiny", {
+            "survey": {"n": 8, "size": 32, "redshift": [0.5, 0.6]},
+            "model": {"base_channels": 8, "channel_mults": [1, 2], "attention_levels": []},
+            "train": {"steps": 2, "batch_size": 4, "warmup_steps": 1, "checkpoint_every": 2}})
+    out = recipes.build("hsc-z-tiny", tmp_path, output=tmp_path / "m.safetensors", progress=False,
+                        recipe=spec)
+    assert RECIPES == before
+    ckpt = gw.load_checkpoint(out)
+    assert ckpt.config["step"] == 2 and ckpt.config["pretrained"]["name"] == "hsc-z-tiny"
+    assert ckpt.config["pretrained"]["recipe"]["survey"]["redshift"] == [0.5, 0.6]
+    z = gw.data.Survey.load(tmp_path / "train_survey.fits").catalog["redshift"]
+    assert len(z) == 8 and z.between(0.5, 0.6).all()
+    with pytest.raises(TypeError, match="recipe: expected a recipe dict"):
+        recipes.build("hsc-z-tiny", tmp_path, recipe="desi-tiny")
+    with pytest.raises(ValueError, match=r"recipe: 'hsc-z-tiny' has no section\(s\) \['train'\]"):
+        recipes.build("hsc-z-tiny", tmp_path, recipe={k: v for k, v in spec.items() if k != "train"})

@@ -54,15 +54,30 @@ def _recipe(name: str) -> dict:
     return RECIPES[name]
 
 
+def _resolve(name: str, recipe: dict | None) -> dict:
+    """``recipe`` when given (checked for the sections a build reads), else the registered ``name``."""
+    if recipe is None:
+        return _recipe(name)
+    if not isinstance(recipe, dict):
+        raise TypeError(f"recipe: expected a recipe dict (e.g. from with_overrides), "
+                        f"got {type(recipe).__name__}")
+    missing = [k for k in ("survey", "model", "schedule", "train") if not isinstance(recipe.get(k), dict)]
+    if missing:
+        raise ValueError(f"recipe: {name!r} has no section(s) {missing}; a recipe needs survey, model, "
+                         "schedule and train")
+    return recipe
+
+
 def prepare_store(name: str, path: str | Path, *, n_jobs: int | None = None,
-                  progress: bool = True) -> SurveyStore:
+                  progress: bool = True, recipe: dict | None = None) -> SurveyStore:
     """Write (or finish writing) the mock training survey of a store recipe into ``path``.
 
     One ``simulate_survey(..., out=path)`` call: the galaxies are rendered chunk by chunk straight
     into the store, so memory holds the catalog and a few chunks, and an interrupted run continues
-    after the last complete chunk when called again.
+    after the last complete chunk when called again. ``recipe`` replaces the registered recipe
+    ``name`` (e.g. a copy from :func:`with_overrides`).
     """
-    spec = _survey_kwargs(_recipe(name)["survey"])
+    spec = _survey_kwargs(_resolve(name, recipe)["survey"])
     path = Path(path)
     try:
         return simulate_survey(**spec, out=path, n_jobs=n_jobs, progress=progress)
@@ -126,7 +141,7 @@ def with_overrides(name: str, overrides: dict[str, dict]) -> dict:
 
 
 def build(name: str, workdir: str | Path, output: str | Path | None = None, progress: bool = True,
-          store: str | Path | None = None) -> Path:
+          store: str | Path | None = None, recipe: dict | None = None) -> Path:
     """Simulate the training survey, train (resuming in ``workdir``) and export the checkpoint.
 
     The exported file holds the EMA weights in float16 with the schedule, normalizer and config.
@@ -134,12 +149,15 @@ def build(name: str, workdir: str | Path, output: str | Path | None = None, prog
     converted by ``load_fits_cutouts(..., out=)``), else from the mock survey in
     ``workdir/train_survey.h5`` (written by :func:`prepare_store`; under ``torchrun`` it must exist
     first: run the command once with ``--prepare``); they export to ``workdir/<name>.safetensors``.
+
+    ``recipe`` builds a changed copy (from :func:`with_overrides`) instead of the registered recipe
+    ``name``, without registering it; the checkpoint records it under ``name``.
     """
-    recipe = _recipe(name)
+    recipe = _resolve(name, recipe)
     workdir = Path(workdir)
     t0 = time.perf_counter()
     if recipe.get("store"):
-        data = _store_data(name, workdir, store, progress)
+        data = _store_data(name, recipe, workdir, store, progress)
         bands = data.bands
     else:
         survey_file = workdir / "train_survey.fits"
@@ -148,7 +166,7 @@ def build(name: str, workdir: str | Path, output: str | Path | None = None, prog
 
             data = Survey.load(survey_file)
         else:
-            data = simulate_survey(**recipe["survey"], progress=progress)
+            data = simulate_survey(**_survey_kwargs(recipe["survey"]), progress=progress)
             data.save(survey_file)
         bands = data.bands
     torch.manual_seed(recipe["train"]["seed"])  # the initial weights; on resume they come from the checkpoint
@@ -171,18 +189,19 @@ def build(name: str, workdir: str | Path, output: str | Path | None = None, prog
     return output
 
 
-def _store_data(name: str, workdir: Path, store: str | Path | None, progress: bool) -> SurveyStore:
+def _store_data(name: str, recipe: dict, workdir: Path, store: str | Path | None,
+                progress: bool) -> SurveyStore:
     if store is not None:
         return open_store(store)
     path = workdir / "train_survey.h5"
-    n = _recipe(name)["survey"]["n"]
+    n = recipe["survey"]["n"]
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         if not path.is_file() or len(open_store(path)) < n:
             raise ValueError(f"workdir: the training store {path} is missing or incomplete; write it first "
                              f"with `python -m galwidgets.pretrained.recipes {name} --workdir {workdir} "
                              "--prepare` (one process, all CPUs), then launch torchrun")
         return open_store(path)
-    return prepare_store(name, path, progress=progress)
+    return prepare_store(name, path, progress=progress, recipe=recipe)
 
 
 # -- dry run on the CPU ----------------------------------------------------------------------------

@@ -89,13 +89,9 @@ code("""t0 = time.perf_counter()
 if recipe:
     if recipe not in recipes.RECIPES:
         raise ValueError(f"recipe: unknown recipe {recipe!r}; known: {sorted(recipes.RECIPES)}")
-    name = recipe
-    if recipe_overrides:  # build() takes a recipe by name: register the changed copy under its own name
-        spec = recipes.with_overrides(recipe, recipe_overrides)
-        name = f"{recipe}+overrides"
-        recipes.RECIPES[name] = spec
-    print(recipes.RECIPES[name])
-    recipes.build(name, workdir=work, output=model_file, progress=progress)
+    spec = recipes.with_overrides(recipe, recipe_overrides) if recipe_overrides else recipes.RECIPES[recipe]
+    print(spec)
+    recipes.build(recipe, workdir=work, output=model_file, progress=progress, recipe=spec)
 else:
     data = (gw.data.Survey.load(survey) if survey
             else gw.data.simulate_survey(n_train, size=size, seed=seed + 1000, progress=progress))
