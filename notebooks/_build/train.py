@@ -90,8 +90,9 @@ if recipe:
     if recipe not in recipes.RECIPES:
         raise ValueError(f"recipe: unknown recipe {recipe!r}; known: {sorted(recipes.RECIPES)}")
     spec = recipes.with_overrides(recipe, recipe_overrides) if recipe_overrides else recipes.RECIPES[recipe]
-    print(spec)
-    recipes.build(recipe, workdir=work, output=model_file, progress=progress, recipe=spec)
+    name = f"{recipe}+overrides" if recipe_overrides else recipe  # the name the checkpoint records
+    print(name, spec)
+    recipes.build(name, workdir=work, output=model_file, progress=progress, recipe=spec)
 else:
     data = (gw.data.Survey.load(survey) if survey
             else gw.data.simulate_survey(n_train, size=size, seed=seed + 1000, progress=progress))
