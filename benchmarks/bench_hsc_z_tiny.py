@@ -74,9 +74,7 @@ def main() -> None:
     parser.add_argument("--json", default="", help="also write the numbers here")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    path = Path(args.checkpoint)
-    ckpt = gw.load_checkpoint(path, device="cpu") if path.suffix == ".safetensors" else \
-        gw.pretrained.load(args.checkpoint, device="cpu")
+    ckpt = gw.pretrained.as_checkpoint(args.checkpoint, "--checkpoint", device="cpu")
     t0 = time.perf_counter()
     mocks = [gw.data.simulate_survey(args.n_mock, instrument="hsc-deep", redshift=np.full(args.n_mock, z),
                                      seed=7000 + k, progress=False) for k, z in enumerate(REDSHIFTS)]

@@ -23,6 +23,22 @@ def test_shipped_checkpoint_is_listed_small_and_loads():
         gw.pretrained.load("nope")
 
 
+def test_as_checkpoint_takes_a_checkpoint_a_file_or_a_shipped_name(tmp_path, monkeypatch):
+    ckpt = gw.pretrained.load("desi-tiny")
+    assert gw.pretrained.as_checkpoint(ckpt) is ckpt
+    assert gw.pretrained.as_checkpoint("desi-tiny").config == ckpt.config
+    file = tmp_path / "desi-tiny"  # a file wins over the shipped name it shadows
+    gw.checkpoints.save_checkpoint(file, ckpt.model, ckpt.schedule, ckpt.normalizer, {**ckpt.config, "step": 7})
+    assert gw.pretrained.as_checkpoint(file).config["step"] == 7
+    monkeypatch.chdir(tmp_path)
+    assert gw.pretrained.as_checkpoint("desi-tiny").config["step"] == 7
+    with pytest.raises(ValueError, match=r"model: 'missing.safetensors' is neither a checkpoint file nor an "
+                                         r"installed shipped model \(name: unknown pretrained model"):
+        gw.pretrained.as_checkpoint("missing.safetensors", "model")
+    with pytest.raises(TypeError, match="checkpoint: expected a Checkpoint, a checkpoint file or the name"):
+        gw.pretrained.as_checkpoint(3)
+
+
 def test_shipped_model_draws_galaxy_like_images():
     ckpt = gw.pretrained.load("desi-tiny")
     gen = ckpt.sample(8, steps=20, seed=0, progress=False)

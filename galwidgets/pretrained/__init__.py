@@ -3,6 +3,7 @@
 >>> import galwidgets as gw
 >>> gw.pretrained.list()               # names and what they are (same as available())
 >>> ckpt = gw.pretrained.load("desi-tiny")
+>>> ckpt = gw.pretrained.as_checkpoint("runs/my_model.safetensors")   # a file, a name or a Checkpoint
 
 No download happens: the files are package data. How each was made (command, wall time) is in
 ``galwidgets/pretrained/README.md`` and in :mod:`galwidgets.pretrained.recipes`.
@@ -10,7 +11,9 @@ No download happens: the files are package data. How each was made (command, wal
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -18,7 +21,7 @@ import torch
 from ..checkpoints import Checkpoint, load_checkpoint
 from .specs import RECIPES
 
-__all__ = ["available", "list", "load", "path"]
+__all__ = ["as_checkpoint", "available", "list", "load", "path"]
 
 _DIR = Path(__file__).parent
 
@@ -49,6 +52,29 @@ def available() -> pd.DataFrame:
 def load(name: str = "desi-tiny", device: str | torch.device | None = None) -> Checkpoint:
     """Load a shipped checkpoint (EMA weights, schedule, normalizer, config)."""
     return load_checkpoint(path(name), device=device)
+
+
+def as_checkpoint(checkpoint: Any, name: str = "checkpoint",
+                  device: str | torch.device | None = None) -> Checkpoint:
+    """``checkpoint`` as a :class:`Checkpoint`: itself, loaded from a file, or a shipped model by name.
+
+    What the notebooks, widgets and command line accept wherever they take a model: a
+    :class:`Checkpoint`, the path of a ``.safetensors`` file written by
+    :func:`~galwidgets.checkpoints.save_checkpoint`, or a name of :func:`available`. An existing
+    file wins over a shipped name. Errors name the argument as ``name``.
+    """
+    if isinstance(checkpoint, Checkpoint):
+        return checkpoint
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"{name}: expected a Checkpoint, a checkpoint file or the name of a shipped "
+                        f"model (gw.pretrained.available()), got {type(checkpoint).__name__}")
+    if Path(checkpoint).is_file():
+        return load_checkpoint(checkpoint, device=device)
+    try:
+        return load(str(checkpoint), device=device)
+    except (ValueError, FileNotFoundError) as exc:
+        raise ValueError(f"{name}: {str(checkpoint)!r} is neither a checkpoint file nor an installed "
+                         f"shipped model ({exc})") from exc
 
 
 list = available  # (``gw.pretrained.list()``, the name the design uses; shadows the builtin only here)

@@ -1,46 +1,21 @@
-"""What the sampling widgets share: checkpoints by name, work in a thread, a run button's states.
+"""What the sampling widgets share: work in a thread, a run button's states.
 
-:func:`as_checkpoint` (a Checkpoint, a file or a shipped model's name), :func:`run_in_background`
-(work in a thread, results applied on the kernel's event loop) and :func:`launch` (a run button
-with busy state, progress and errors).
+:func:`run_in_background` (work in a thread, results applied on the kernel's event loop) and
+:func:`launch` (a run button with busy state, progress and errors). Checkpoints by name, file or
+object: :func:`galwidgets.pretrained.as_checkpoint`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import ipywidgets as W
 import traitlets as T
 
-from ..checkpoints import Checkpoint, load_checkpoint
-
-__all__ = ["as_checkpoint", "error_html", "launch", "on_loop", "run_in_background"]
-
-
-def as_checkpoint(checkpoint: Any, name: str = "checkpoint") -> Checkpoint:
-    """``checkpoint`` as a :class:`Checkpoint`: itself, loaded from a file, or a shipped model by name.
-
-    Raises ``TypeError``/``ValueError`` naming ``name`` when it is none of these.
-    """
-    if isinstance(checkpoint, Checkpoint):
-        return checkpoint
-    if not isinstance(checkpoint, (str, os.PathLike)):
-        raise TypeError(f"{name}: expected a Checkpoint, a checkpoint file or the name of a shipped "
-                        f"model (gw.pretrained.available()), got {type(checkpoint).__name__}")
-    if Path(checkpoint).is_file():
-        return load_checkpoint(checkpoint)
-    from .. import pretrained
-
-    try:
-        return pretrained.load(str(checkpoint))
-    except (ValueError, FileNotFoundError) as exc:
-        raise ValueError(f"{name}: {str(checkpoint)!r} is neither a checkpoint file nor an installed "
-                         f"shipped model ({exc})") from exc
+__all__ = ["error_html", "launch", "on_loop", "run_in_background"]
 
 
 def run_in_background(

@@ -28,8 +28,9 @@ from ..data.noise import sky_noise
 from ..data.surveys import Survey
 from ..diffusion.inpainting import InpaintResult, inpaint_flux
 from ..metrics.recovery import inpainting_recovery
+from ..pretrained import as_checkpoint
 from ..viz import STRETCHES, rgb_composite
-from ._async import as_checkpoint, launch
+from ._async import launch
 from ._bokeh import holoviews_widget, load_bokeh, refresh_bokeh
 from .gallery import _mosaic, _png
 

@@ -38,8 +38,9 @@ from ..data.noise import sky_noise
 from ..data.surveys import Survey
 from ..diffusion.samplers import SAMPLERS
 from ..metrics.photometry import photometry
+from ..pretrained import as_checkpoint
 from ..viz import STRETCHES, band_scales, rgb_composite
-from ._async import as_checkpoint, launch
+from ._async import launch
 from ._bokeh import holoviews_widget, load_bokeh, refresh_bokeh
 from .gallery import _mosaic, _png
 

@@ -34,8 +34,9 @@ from ..data.surveys import Survey
 from ..data.transforms import AsinhStretch, Normalizer
 from ..diffusion import samplers
 from ..diffusion.schedules import NoiseSchedule
+from ..pretrained import as_checkpoint
 from ..viz import STRETCHES, rgb_composite
-from ._async import as_checkpoint, launch
+from ._async import launch
 from ._bokeh import holoviews_widget, load_bokeh, refresh_bokeh
 from .gallery import _mosaic, _png
 

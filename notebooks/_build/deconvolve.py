@@ -67,8 +67,7 @@ from galwidgets.diffusion.operators import PSFOperator, crop_center, estimate_si
 
 out = Path(output_dir)
 out.mkdir(parents=True, exist_ok=True)
-is_file = Path(checkpoint).suffix == ".safetensors"
-ckpt = gw.load_checkpoint(checkpoint) if is_file else gw.pretrained.load(checkpoint)
+ckpt = gw.pretrained.as_checkpoint(checkpoint)  # a .safetensors file or a shipped model's name
 bands = list(ckpt.bands)
 sigma = np.broadcast_to(np.asarray(sky_sigma, dtype=np.float64), (len(bands),))
 

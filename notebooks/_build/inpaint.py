@@ -55,8 +55,7 @@ import galwidgets as gw
 
 out = Path(output_dir)
 out.mkdir(parents=True, exist_ok=True)
-is_file = Path(checkpoint).suffix == ".safetensors"
-ckpt = gw.load_checkpoint(checkpoint) if is_file else gw.pretrained.load(checkpoint)
+ckpt = gw.pretrained.as_checkpoint(checkpoint)  # a .safetensors file or a shipped model's name
 bands = list(ckpt.bands)
 b = bands.index(show_band)"""),
 md("""## Held-out galaxies with satellite trails

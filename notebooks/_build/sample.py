@@ -52,8 +52,7 @@ import galwidgets as gw
 
 out = Path(output_dir)
 out.mkdir(parents=True, exist_ok=True)
-is_file = Path(checkpoint).suffix == ".safetensors"
-ckpt = gw.load_checkpoint(checkpoint) if is_file else gw.pretrained.load(checkpoint)
+ckpt = gw.pretrained.as_checkpoint(checkpoint)  # a .safetensors file or a shipped model's name
 columns = ckpt.config.get("cond", {}).get("columns") or []
 cond_dim = ckpt.model.config.get("cond_dim", 0)
 print(f"{checkpoint}: {ckpt.size}x{ckpt.size} px in {', '.join(ckpt.bands)}, "

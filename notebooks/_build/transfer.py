@@ -61,8 +61,7 @@ import galwidgets as gw
 
 out = Path(output_dir)
 out.mkdir(parents=True, exist_ok=True)
-is_file = Path(checkpoint).suffix == ".safetensors"
-ckpt = gw.load_checkpoint(checkpoint) if is_file else gw.pretrained.load(checkpoint)
+ckpt = gw.pretrained.as_checkpoint(checkpoint)  # a .safetensors file or a shipped model's name
 bands = list(ckpt.bands)
 like = dict(size=ckpt.size, bands=bands, pixel_scale=ckpt.pixel_scale, progress=False)
 reference = gw.data.simulate_survey(n_reference, seed=reference_seed, **like)
