@@ -85,10 +85,25 @@ class Checkpoint:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def default_sampler(self) -> tuple[str, int | None]:
+        """``(sampler, steps)`` this model draws with when :meth:`sample` is given no sampler.
+
+        The ``"sampling"`` entry of the config when the model's recipe recorded one (a sampler
+        measured to suit this model better than the library's default, e.g. ``hsc-z-tiny``, whose
+        galaxies the stochastic default draws 0.2–0.4 mag too bright: ``BENCHMARKS.md``), else
+        :data:`~galwidgets.diffusion.samplers.DEFAULT_SAMPLER` with its default steps.
+        """
+        recorded = self.config.get("sampling") or {}
+        if "sampler" not in recorded:
+            return samplers.DEFAULT_SAMPLER, samplers.default_steps(samplers.DEFAULT_SAMPLER)
+        sampler = recorded["sampler"]
+        return sampler, recorded.get("steps", samplers.default_steps(sampler))
+
     def sample(
         self,
         n: int,
-        sampler: str = samplers.DEFAULT_SAMPLER,
+        sampler: str | None = None,
         steps: int | None = None,
         seed: int = 0,
         cond: Any = None,
@@ -103,19 +118,20 @@ class Checkpoint:
         ----------
         n : int
             Number of galaxies.
-        sampler : str
+        sampler : str, optional
             Reverse-process sampler, a name of :data:`galwidgets.samplers.SAMPLERS`: DDIM (Song et
             al. 2021), DDPM (Ho et al. 2020, all T steps), DPM-Solver++ (Lu et al. 2022:
             ``dpm_solver``, ``dpm_solver_sde``, ``dpm_solver_3m_sde``; ``order`` and ``eta`` through
             ``**kwargs``), or the Euler, Heun and ancestral Euler samplers of
-            Karras et al. (2022). See :mod:`galwidgets.diffusion.samplers`. Default
+            Karras et al. (2022). See :mod:`galwidgets.diffusion.samplers`. Default: the model's
+            :attr:`default_sampler`, which for most models is
             :data:`~galwidgets.diffusion.samplers.DEFAULT_SAMPLER`, the sampler that reached 50-step
             DDIM's quality in the fewest network evaluations (``BENCHMARKS.md``, "Samplers").
         steps : int, optional
-            Steps of the sampler, ``1 .. T``; default
-            :data:`~galwidgets.diffusion.samplers.DEFAULT_STEPS` for the default sampler, else the
-            sampler's own (50 for DDIM). Network evaluations: ``steps`` for every sampler but Heun
-            (``2 steps - 1``); DDPM always takes all T steps and ignores it.
+            Steps of the sampler, ``1 .. T``; default the model's :attr:`default_sampler` steps when
+            ``sampler`` is not given, else the sampler's own (50 for DDIM, 12 for the library
+            default). Network evaluations: ``steps`` for every sampler but Heun (``2 steps - 1``);
+            DDPM always takes all T steps and ignores it.
         seed : int
             Seeds the generator: the same seed gives the same galaxies.
         cond : array_like, optional
@@ -135,6 +151,9 @@ class Checkpoint:
         if self.schedule is None and not hasattr(self.model, "generate"):
             raise TypeError(f"{type(self.model).__name__} is not a generative model: it has no "
                             "schedule and no generate() method")
+        if sampler is None:
+            sampler, recommended = self.default_sampler
+            steps = recommended if steps is None else steps
         if not isinstance(sampler, str) or sampler not in samplers.SAMPLERS:
             raise ValueError(f"sampler: expected one of {', '.join(map(repr, samplers.SAMPLERS))}, "
                              f"got {sampler!r}")

@@ -41,7 +41,7 @@ def run_demo(
     n_reference : int
         Held-out mock galaxies (a seed the model never saw in training).
     steps : int, optional
-        Sampler steps; None for the sampler's default (``DEFAULT_STEPS`` for the default sampler).
+        Sampler steps; None for the sampler's default (the model's, when ``sampler`` is None).
     seed : int
         Seed of the simulation and the sampling.
     model : str
@@ -49,9 +49,10 @@ def run_demo(
     progress : bool
         Show what is happening and progress bars.
     sampler : str, optional
-        A name of ``gw.samplers.SAMPLERS``; None for
+        A name of ``gw.samplers.SAMPLERS``; None for the model's
+        :attr:`~galwidgets.checkpoints.Checkpoint.default_sampler` (for ``desi-tiny``
         :data:`~galwidgets.diffusion.samplers.DEFAULT_SAMPLER`, which reached 50-step DDIM's SGD
-        in the fewest network evaluations (``BENCHMARKS.md``, "Samplers").
+        in the fewest network evaluations: ``BENCHMARKS.md``, "Samplers").
 
     Notes
     -----
@@ -71,17 +72,19 @@ def _run(kernel: WarmKernel, n_generated: int, n_reference: int, steps: int | No
          progress: bool, sampler: str | None) -> NotebookResult:
     # imported here, after the kernel started, so that its start-up overlaps with torch's import
     from .data.simulate import simulate_survey
-    from .diffusion.samplers import DEFAULT_SAMPLER, default_steps
+    from .diffusion.samplers import default_steps
     from .pretrained import load as load_pretrained
 
     out = kernel.output_dir
-    sampler = DEFAULT_SAMPLER if sampler is None else sampler
     _say(f"[1/4] loading the shipped model {model!r}", progress)
     ckpt = load_pretrained(model)
     _say(f"[2/4] simulating {n_reference} held-out mock galaxies (seed {seed})", progress)
     reference = simulate_survey(n_reference, size=ckpt.size, bands=ckpt.bands,
                                 pixel_scale=ckpt.pixel_scale, seed=seed, progress=progress)
     reference.save(out / "reference.fits")
+    if sampler is None:
+        sampler, recommended = ckpt.default_sampler
+        steps = recommended if steps is None else steps
     steps = default_steps(sampler) if steps is None else steps
     _say(f"[3/4] sampling {n_generated} galaxies with {sampler} ({'all' if steps is None else steps} steps)",
          progress)

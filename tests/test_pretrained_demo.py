@@ -28,7 +28,8 @@ def test_as_checkpoint_takes_a_checkpoint_a_file_or_a_shipped_name(tmp_path, mon
     assert gw.pretrained.as_checkpoint(ckpt) is ckpt
     assert gw.pretrained.as_checkpoint("desi-tiny").config == ckpt.config
     file = tmp_path / "desi-tiny"  # a file wins over the shipped name it shadows
-    gw.checkpoints.save_checkpoint(file, ckpt.model, ckpt.schedule, ckpt.normalizer, {**ckpt.config, "step": 7})
+    config = {**ckpt.config, "step": 7}
+    gw.checkpoints.save_checkpoint(file, ckpt.model, ckpt.schedule, ckpt.normalizer, config)
     assert gw.pretrained.as_checkpoint(file).config["step"] == 7
     monkeypatch.chdir(tmp_path)
     assert gw.pretrained.as_checkpoint("desi-tiny").config["step"] == 7

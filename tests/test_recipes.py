@@ -156,6 +156,8 @@ def test_build_takes_a_changed_copy_without_registering_it(tmp_path):
     ckpt = gw.load_checkpoint(out)
     assert ckpt.config["step"] == 2 and ckpt.config["pretrained"]["name"] == "hsc-z-tiny"
     assert ckpt.config["pretrained"]["recipe"]["survey"]["redshift"] == [0.5, 0.6]
+    assert ckpt.config["sampling"] == RECIPES["hsc-z-tiny"]["sampling"]
+    assert ckpt.default_sampler == ("ddim", 25)
     z = gw.data.Survey.load(tmp_path / "train_survey.fits").catalog["redshift"]
     assert len(z) == 8 and z.between(0.5, 0.6).all()
     with pytest.raises(TypeError, match="recipe: expected a recipe dict"):

@@ -392,6 +392,32 @@ def test_checkpoint_sample_defaults_to_the_measured_default_and_the_samplers_own
         tiny.sample(2, sampler=DEFAULT_SAMPLER, steps=DEFAULT_STEPS, seed=3, progress=False).images)
 
 
+def test_a_checkpoint_that_records_its_sampler_draws_with_it_by_default(tiny):
+    """``config["sampling"]`` (written by a recipe's ``"sampling"``) sets what ``sample()`` uses when
+    no sampler is named; naming a sampler gives that sampler's own default steps."""
+    import copy
+
+    own = gw.Checkpoint(tiny.model, tiny.schedule, tiny.normalizer,
+                        {**copy.deepcopy(tiny.config), "sampling": {"sampler": "ddim", "steps": 4}})
+    assert own.default_sampler == ("ddim", 4)
+    assert (own.sample(1, progress=False).meta["sampler"], own.sample(1, progress=False).meta["steps"]) == (
+        "ddim", 4)
+    assert own.sample(1, steps=6, progress=False).meta["steps"] == 6
+    assert own.sample(1, sampler="ddim", progress=False).meta["steps"] == 50
+    np.testing.assert_array_equal(own.sample(2, seed=3, progress=False).images,
+                                  tiny.sample(2, sampler="ddim", steps=4, seed=3, progress=False).images)
+    only_name = gw.Checkpoint(tiny.model, tiny.schedule, tiny.normalizer,
+                              {**tiny.config, "sampling": {"sampler": "euler"}})
+    assert only_name.default_sampler == ("euler", 25)
+    assert gw.pretrained.load("hsc-z-tiny").default_sampler == ("ddim", 25)
+    assert gw.pretrained.load("desi-tiny").default_sampler == (gw.samplers.DEFAULT_SAMPLER,
+                                                               gw.samplers.DEFAULT_STEPS)
+    bad = gw.Checkpoint(tiny.model, tiny.schedule, tiny.normalizer,
+                        {**tiny.config, "sampling": {"sampler": "x"}})
+    with pytest.raises(ValueError, match="sampler: expected one of"):
+        bad.sample(1, progress=False)
+
+
 def test_checkpoint_sample_names_bad_sampler_settings(tiny):
     with pytest.raises(ValueError, match=r"^sampler: expected one of 'ddim', 'ddpm', 'dpm_solver', "
                                          "'dpm_solver_sde', 'dpm_solver_3m_sde', 'euler', 'euler_ancestral', "

@@ -88,17 +88,21 @@ def test_draw_passes_condition_guidance_and_seed(explorer, monkeypatch):
 
 
 def test_default_steps_follow_the_checkpoint(z_checkpoint, survey):
-    """Unset, the step count is Checkpoint.sample's default (the sampler's own), not a widget's."""
-    import inspect
-
+    """Unset, the step count is the checkpoint's default sampler's (Checkpoint.default_sampler), not
+    a widget's; a model that records its own sampler (hsc-z-tiny: DDIM 25) is counted by that."""
     explorer = RedshiftExplorer(z_checkpoint, reference=survey[:8], threaded=False)
     state = explorer.state
     assert state.steps is None and state.sampler is None and state.n == 4
-    default = inspect.signature(gw.Checkpoint.sample).parameters["sampler"].default
-    steps = inspect.signature(gw.samplers.SAMPLERS[default]).parameters["steps"].default
-    assert state.steps_per_draw == steps
+    assert z_checkpoint.default_sampler == (gw.samplers.DEFAULT_SAMPLER, gw.samplers.DEFAULT_STEPS)
+    assert state.steps_per_draw == gw.samplers.DEFAULT_STEPS
+    state.sampler = "ddim"
+    assert state.steps_per_draw == 50
+    state.sampler = None
     state.steps = 2
     assert state.steps_per_draw == 2
+    state.steps = None
+    state.checkpoint = gw.pretrained.load("hsc-z-tiny")
+    assert state.steps_per_draw == 25
     view = explorer.view
     view.steps.value, view.sampler.value = 0, "ddim"
     assert state.steps is None and state.sampler == "ddim"

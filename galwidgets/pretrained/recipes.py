@@ -176,6 +176,8 @@ def build(name: str, workdir: str | Path, output: str | Path | None = None, prog
         ckpt = train(model, schedule, data, checkpoint_dir=workdir / "checkpoints", progress=progress,
                      sample_every=1000, **settings)
     config = dict(ckpt.config)
+    if "sampling" in recipe:  # the sampler this model draws with by default (Checkpoint.default_sampler)
+        config["sampling"] = dict(recipe["sampling"])
     config["pretrained"] = {"name": name, "description": recipe["description"], "recipe": recipe,
                             "wall_seconds_this_run": round(time.perf_counter() - t0, 1)}
     if output:

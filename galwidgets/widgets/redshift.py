@@ -23,7 +23,6 @@ blurring and over the whole profile, so they would not be a like-for-like compar
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +35,7 @@ from .._validation import as_images, band_index, check_positive_int
 from ..checkpoints import Checkpoint, trained_condition_range
 from ..data.noise import sky_noise
 from ..data.surveys import Survey
-from ..diffusion.samplers import SAMPLERS
+from ..diffusion.samplers import SAMPLERS, default_steps
 from ..metrics.photometry import photometry
 from ..pretrained import as_checkpoint
 from ..viz import STRETCHES, band_scales, rgb_composite
@@ -268,11 +267,15 @@ class RedshiftExplorerState(T.HasTraits):
 
     @property
     def steps_per_draw(self) -> int:
-        """Sampler steps a draw takes (``steps``, or the sampler's default; DDPM: all T)."""
-        sampler = self.sampler or inspect.signature(Checkpoint.sample).parameters["sampler"].default
+        """Sampler steps a draw takes (``steps``, or the sampler's default; without a sampler the
+        checkpoint's :attr:`~galwidgets.checkpoints.Checkpoint.default_sampler`; DDPM: all T)."""
+        if self.sampler is None:
+            sampler, default = self.checkpoint.default_sampler
+        else:
+            sampler, default = self.sampler, default_steps(self.sampler)
         if sampler == "ddpm":
             return self.checkpoint.schedule.T if self.checkpoint.schedule is not None else 1
-        return self.steps or inspect.signature(SAMPLERS[sampler]).parameters["steps"].default
+        return self.steps or default
 
     def _settings(self) -> dict:
         """A snapshot of the settings of a draw (taken before it runs in a thread)."""

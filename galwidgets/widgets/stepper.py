@@ -462,7 +462,10 @@ class DiffusionStepper:
         zeropoint = galaxies.zeropoint if isinstance(galaxies, Survey) else (
             ckpt.zeropoint if ckpt is not None else 22.5)
         settings.setdefault("band", names.index("r") if "r" in names else len(names) // 2)
-        settings.setdefault("steps", min(samplers.DEFAULT_STEPS, schedule.T))
+        sampler, steps = ckpt.default_sampler if ckpt is not None else (samplers.DEFAULT_SAMPLER,
+                                                                        samplers.DEFAULT_STEPS)
+        settings.setdefault("sampler", sampler)
+        settings.setdefault("steps", min(steps or schedule.T, schedule.T))
         eta = settings.pop("eta", None)  # set after the sampler, whose choice resets η to its own default
         try:
             self.state = DiffusionStepperState(schedule=schedule, checkpoint=ckpt, normalizer=normalizer,

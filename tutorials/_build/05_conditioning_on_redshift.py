@@ -96,7 +96,9 @@ timestep $t$ and the redshift. The timestep is turned into a vector by a sinusoi
 small MLP; the redshift goes through its own MLP, after standardising it to
 $\tilde z = (z - z_0)/\sigma_z$ (here $z_0 = 1$, $\sigma_z = 0.7$), and the two vectors are
 **added**. Every residual block of the U-Net then
-sees "how noisy, and at what redshift". During training the redshift embedding is replaced by a
+sees "how noisy, and at what redshift": in `hsc-z-tiny` the sum *scales and shifts* each block's
+normalised features (adaptive group normalisation, Dhariwal & Nichol 2021), so the redshift can
+change how bright each band is rather than only add to it. During training the redshift embedding is replaced by a
 learned *null* embedding $\varnothing$ in 10 % of the steps, so the same network also learns the
 unconditional model.
 
@@ -226,8 +228,8 @@ medians.index.name = "redshift bin"
 print(pd.Series({f"{name}, {column}": value for (name, column), value in rho.items()},
                 name="Spearman rho with z").round(2).to_string())
 medians.round(2)"""),
-md(r"""How to read it (measured with the defaults above and the checkpoint's default sampler,
-SDE-DPM-Solver++(3M) with 12 steps, the 11,000-step model). **The truth**, measured through the 0.6–0.8″ seeing: the median size
+md(r"""How to read it (measured with the defaults above and the checkpoint's default sampler, DDIM with
+25 steps). **The truth**, measured through the 0.6–0.8″ seeing: the median size
 falls from 0.82″ at $z < 0.5$ to 0.54″ at $z > 2$, but over all galaxies ρ is only −0.06: the flux
 limit keeps the large, luminous galaxies at high redshift and the seeing props up the small ones
 (the intrinsic sizes, grey crosses, are smaller but hardly steeper: ρ = −0.14). $\langle\mu\rangle_e$ dims by only
@@ -236,16 +238,18 @@ $i < 24.5$ are in the survey. The median $g - i$ reddens from 1.3 to 1.8 mag whi
 crosses r and i ($z < 1$), then turns blue (0.2 at $z > 2$) once it has left i; early types (circles)
 stay red.
 
-**hsc-z-tiny** at $s = 1$ gets the direction of the size trend (ρ = −0.12, against the measured
-truth's −0.06) but not the sizes bin by bin (0.97″ at $z < 0.5$, 0.21″ at $1.5 < z < 2$, each from
-a dozen galaxies), nor the dimming (its $\langle\mu\rangle_e$ scatters between 22.8 and 24.3 with
-no trend, ρ = +0.03), nor the colour–redshift relation: its median $g - i$ does not redden up to
-$z \approx 1$ (0.98 → 0.92 against the truth's 1.28 → 1.78), jumps to 1.79 at $1 < z < 1.5$ and
-overshoots blue beyond $z = 2$ (−1.05 against 0.16). The small network (1.1 M parameters, 11,000 training steps on a CPU)
-has learnt that distant galaxies are small, not yet how their colours and surface brightness
-change with redshift. That is the kind of failure these physics tests exist to find, and the kind
-an image-quality score would miss; `notebooks/conditional.ipynb` measures it on hundreds of
-galaxies per bin.
+**hsc-z-tiny** at $s = 1$ follows the median sizes bin by bin (0.83″, 0.63″, 0.65″ up to
+$z = 1.5$ against the truth's 0.82″, 0.68″, 0.65″; 0.53″ against 0.54″ beyond $z = 2$), though its
+size trend over all galaxies is steeper than the measured truth's (ρ = −0.36 against −0.06). Its
+surface brightness dims in the right direction, less steeply (ρ = +0.11 against +0.19), and its
+colours follow the colour–redshift relation in the middle (median $g - i$ 1.69 and 0.83 at
+$0.5 < z < 1.5$ against the truth's 1.78 and 0.88) but not at its ends: too red below $z = 0.5$
+(1.67 against 1.28), and scattered beyond $z = 1.5$ (−0.60 and 0.71 against 1.02 and 0.16, from a
+dozen galaxies each). The small network (1.1 M parameters, 11,000 training steps on a CPU) has
+learnt how galaxies shrink, most of how they dim and redden, and not yet the details of the
+colour track. That is the kind of failure these physics tests exist to find, and the kind an
+image-quality score would miss; `notebooks/conditional.ipynb` measures it on hundreds of galaxies
+per bin.
 
 Spearman's ρ summarises each trend; with ~100 galaxies it is uncertain by about ±0.1, and with
 ~13 per bin the medians by a few tenths of a magnitude, so only large differences are real.
@@ -301,9 +305,9 @@ minimum of $\theta(z)$), about 1 mag/arcsec² dimmer, and many of them invisible
 $i < 24.5$: the Lyman break (912 Å) has moved into g and the Lyman-α forest darkens g and r. The
 network knows none of this; it continues whatever function of $\tilde z$ it learnt, and
 $\tilde z = (4 - 1)/0.7 = 4.3$ lies beyond anything it saw ($\tilde z \le 2.9$). Measured with the
-defaults (4 galaxies per draw): at $z = 4$ its galaxies came out *brighter* (i = 23.6 against 25.6)
-and larger (0.64″ against 0.37″) than its draw at $z = 1.76$, with the same surface brightness:
-nothing a survey at $z = 4$ would see. Treat such galaxies
+defaults (4 galaxies per draw): at $z = 4$ its galaxies came out *brighter* (i = 24.1 against 24.4)
+and larger (0.75″ against 0.62″) than its draw at $z = 1.76$, with about the same surface
+brightness: nothing a survey at $z = 4$ would see. Treat such galaxies
 as unconstrained, not as predictions: conditional generators are trustworthy only inside their
 training range, and the widget and the warning tell you when you leave it."""),
 md(r"""## A baseline: the conditional VAE
@@ -483,11 +487,11 @@ for column in ("r_half", "mu_e", "g_i"):
     print(column, spearmanr(z_cond[ok], table[column][ok]).statistic, rho["truth", column])
 ```
 Guidance sharpens $p(z \mid x)$, so galaxies look more typical of their redshift, and a guided
-step costs two network evaluations. Measured at the defaults: ρ(size) went from −0.26 at $s = 1$
-to −0.38 at $s = 3$ (measured truth −0.06), ρ($\langle\mu\rangle_e$) from −0.02 to +0.18 (truth
-+0.19) and ρ($g - i$) from −0.23 to −0.28 (truth −0.36); unconditional ($s = 0$) they were −0.09,
-−0.18 and −0.03. Guidance strengthens the trends the model has: here it brings the dimming closer to
-the truth's while the size trend overshoots. Guidance trades realism and diversity for
+step costs two network evaluations. Measured at the defaults: ρ(size) went from −0.36 at $s = 1$
+to −0.49 at $s = 3$ (measured truth −0.06), ρ($\langle\mu\rangle_e$) from +0.11 to +0.29 (truth
++0.19) and ρ($g - i$) from −0.53 to −0.64 (truth −0.36); unconditional ($s = 0$) they were −0.15,
+−0.19 and −0.18. Guidance strengthens the trends the model has: here every one overshoots the
+truth's at $s = 3$. Guidance trades realism and diversity for
 adherence to the condition, so compare ρ with the truth's, not just "stronger"."""),
 exercise(
     r"""Sweep the redshift across and beyond the trained range: draw 8 galaxies at each of
@@ -541,7 +545,7 @@ recipe `li2024` in `galwidgets.pretrained.recipes` is the GPU version). For exam
 ```python
 train = gw.data.simulate_survey(50_000, instrument="hsc-deep", seed=1000, n_jobs=-1)
 model = gw.models.UNet(in_channels=5, base_channels=64, channel_mults=(1, 2, 4, 4), attention_levels=(2,),
-                       prediction="v", cond_dim=1, cond_center=1.0, cond_scale=0.7)
+                       prediction="v", cond_dim=1, cond_center=1.0, cond_scale=0.7, scale_shift=True)
 ckpt = gw.train(model, gw.diffusion.NoiseSchedule.cosine(1000), train, steps=100_000, batch_size=128,
                 cond="redshift", cond_drop=0.1, checkpoint_dir="runs/hsc-z")
 ```
