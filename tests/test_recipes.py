@@ -160,6 +160,8 @@ def test_build_takes_a_changed_copy_without_registering_it(tmp_path):
     assert ckpt.default_sampler == ("ddim", 25)
     z = gw.data.Survey.load(tmp_path / "train_survey.fits").catalog["redshift"]
     assert len(z) == 8 and z.between(0.5, 0.6).all()
+    default = recipes.build("hsc-z-tiny", tmp_path, progress=False, recipe=spec)  # resumes: nothing to train
+    assert default == tmp_path / "hsc-z-tiny.safetensors"  # not over the shipped file
     with pytest.raises(TypeError, match="recipe: expected a recipe dict"):
         recipes.build("hsc-z-tiny", tmp_path, recipe="desi-tiny")
     with pytest.raises(ValueError, match=r"recipe: 'hsc-z-tiny' has no section\(s\) \['train'\]"):

@@ -151,7 +151,8 @@ def build(name: str, workdir: str | Path, output: str | Path | None = None, prog
     first: run the command once with ``--prepare``); they export to ``workdir/<name>.safetensors``.
 
     ``recipe`` builds a changed copy (from :func:`with_overrides`) instead of the registered recipe
-    ``name``, without registering it; the checkpoint records it under ``name``.
+    ``name``, without registering it; the checkpoint records it under ``name`` and, without
+    ``output``, goes to ``workdir/<name>.safetensors`` (never over a shipped file).
     """
     recipe = _resolve(name, recipe)
     workdir = Path(workdir)
@@ -178,11 +179,11 @@ def build(name: str, workdir: str | Path, output: str | Path | None = None, prog
     config = dict(ckpt.config)
     if "sampling" in recipe:  # the sampler this model draws with by default (Checkpoint.default_sampler)
         config["sampling"] = dict(recipe["sampling"])
-    config["pretrained"] = {"name": name, "description": recipe["description"], "recipe": recipe,
+    config["pretrained"] = {"name": name, "description": recipe.get("description", name), "recipe": recipe,
                             "wall_seconds_this_run": round(time.perf_counter() - t0, 1)}
     if output:
         output = Path(output)
-    elif recipe.get("store"):
+    elif recipe.get("store") or recipe is not RECIPES.get(name):  # a copy never replaces a shipped file
         output = workdir / f"{name}.safetensors"
     else:
         output = Path(__file__).with_name(f"{name.replace('-', '_')}.safetensors")
