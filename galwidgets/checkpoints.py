@@ -100,6 +100,25 @@ class Checkpoint:
         sampler = recorded["sampler"]
         return sampler, recorded.get("steps", samplers.default_steps(sampler))
 
+    def resolve_sampler(self, sampler: str | None = None, steps: int | None = None) -> tuple[str, int | None]:
+        """The ``(sampler, steps)`` a draw by :meth:`sample` takes for these arguments.
+
+        No ``sampler``: :attr:`default_sampler`, with its steps unless ``steps`` is given; a named
+        sampler without ``steps``: that sampler's own default (50 for DDIM); DDPM: ``None`` (all T
+        steps). Raises ``ValueError`` naming ``sampler`` for a name not in
+        :data:`~galwidgets.diffusion.samplers.SAMPLERS`. The one place the defaults are resolved:
+        the demo, the notebooks and the widgets report what a draw will take through it.
+        """
+        if sampler is None:
+            sampler, recommended = self.default_sampler
+            steps = recommended if steps is None else steps
+        if not isinstance(sampler, str) or sampler not in samplers.SAMPLERS:
+            raise ValueError(f"sampler: expected one of {', '.join(map(repr, samplers.SAMPLERS))}, "
+                             f"got {sampler!r}")
+        if sampler == "ddpm":
+            return sampler, None
+        return sampler, samplers.default_steps(sampler) if steps is None else steps
+
     def sample(
         self,
         n: int,
@@ -151,21 +170,15 @@ class Checkpoint:
         if self.schedule is None and not hasattr(self.model, "generate"):
             raise TypeError(f"{type(self.model).__name__} is not a generative model: it has no "
                             "schedule and no generate() method")
-        if sampler is None:
-            sampler, recommended = self.default_sampler
-            steps = recommended if steps is None else steps
-        if not isinstance(sampler, str) or sampler not in samplers.SAMPLERS:
-            raise ValueError(f"sampler: expected one of {', '.join(map(repr, samplers.SAMPLERS))}, "
-                             f"got {sampler!r}")
+        given = steps
+        sampler, steps = self.resolve_sampler(sampler, steps)
         fn = samplers.SAMPLERS[sampler]
-        if steps is None:
-            steps = samplers.default_steps(sampler)
-        elif self.schedule is not None and sampler != "ddpm" and (
+        if given is not None and self.schedule is not None and sampler != "ddpm" and (
                 isinstance(steps, bool) or not isinstance(steps, (int, np.integer))
                 or not 1 <= steps <= self.schedule.T):
             raise ValueError(f"steps: expected an integer in 1..{self.schedule.T} (the schedule's T), "
                              f"got {steps!r}")
-        steps = None if steps is None or sampler == "ddpm" else int(steps)
+        steps = None if steps is None else int(steps)
         if cond is not None:
             cond = np.asarray(cond, dtype=np.float32).reshape(n, -1)
             warn_if_extrapolating(self.config, cond)

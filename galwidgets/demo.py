@@ -72,7 +72,6 @@ def _run(kernel: WarmKernel, n_generated: int, n_reference: int, steps: int | No
          progress: bool, sampler: str | None) -> NotebookResult:
     # imported here, after the kernel started, so that its start-up overlaps with torch's import
     from .data.simulate import simulate_survey
-    from .diffusion.samplers import default_steps
     from .pretrained import load as load_pretrained
 
     out = kernel.output_dir
@@ -82,10 +81,7 @@ def _run(kernel: WarmKernel, n_generated: int, n_reference: int, steps: int | No
     reference = simulate_survey(n_reference, size=ckpt.size, bands=ckpt.bands,
                                 pixel_scale=ckpt.pixel_scale, seed=seed, progress=progress)
     reference.save(out / "reference.fits")
-    if sampler is None:
-        sampler, recommended = ckpt.default_sampler
-        steps = recommended if steps is None else steps
-    steps = default_steps(sampler) if steps is None else steps
+    sampler, steps = ckpt.resolve_sampler(sampler, steps)
     _say(f"[3/4] sampling {n_generated} galaxies with {sampler} ({'all' if steps is None else steps} steps)",
          progress)
     generated = ckpt.sample(n_generated, sampler=sampler, steps=steps, seed=seed, progress=progress)

@@ -400,6 +400,9 @@ def test_a_checkpoint_that_records_its_sampler_draws_with_it_by_default(tiny):
     own = gw.Checkpoint(tiny.model, tiny.schedule, tiny.normalizer,
                         {**copy.deepcopy(tiny.config), "sampling": {"sampler": "ddim", "steps": 4}})
     assert own.default_sampler == ("ddim", 4)
+    assert own.resolve_sampler() == ("ddim", 4) and own.resolve_sampler(None, 6) == ("ddim", 6)
+    assert own.resolve_sampler("euler") == ("euler", 25) and own.resolve_sampler("ddpm", 5) == ("ddpm", None)
+    assert tiny.resolve_sampler() == (gw.samplers.DEFAULT_SAMPLER, gw.samplers.DEFAULT_STEPS)
     assert (own.sample(1, progress=False).meta["sampler"], own.sample(1, progress=False).meta["steps"]) == (
         "ddim", 4)
     assert own.sample(1, steps=6, progress=False).meta["steps"] == 6
@@ -416,6 +419,8 @@ def test_a_checkpoint_that_records_its_sampler_draws_with_it_by_default(tiny):
                         {**tiny.config, "sampling": {"sampler": "x"}})
     with pytest.raises(ValueError, match="sampler: expected one of"):
         bad.sample(1, progress=False)
+    with pytest.raises(ValueError, match=r"sampler: expected one of .* got 'dpm'"):
+        tiny.resolve_sampler("dpm")
 
 
 def test_checkpoint_sample_names_bad_sampler_settings(tiny):

@@ -35,7 +35,7 @@ from .._validation import as_images, band_index, check_positive_int
 from ..checkpoints import Checkpoint, trained_condition_range
 from ..data.noise import sky_noise
 from ..data.surveys import Survey
-from ..diffusion.samplers import SAMPLERS, default_steps
+from ..diffusion.samplers import SAMPLERS
 from ..metrics.photometry import photometry
 from ..pretrained import as_checkpoint
 from ..viz import STRETCHES, band_scales, rgb_composite
@@ -269,13 +269,10 @@ class RedshiftExplorerState(T.HasTraits):
     def steps_per_draw(self) -> int:
         """Sampler steps a draw takes (``steps``, or the sampler's default; without a sampler the
         checkpoint's :attr:`~galwidgets.checkpoints.Checkpoint.default_sampler`; DDPM: all T)."""
-        if self.sampler is None:
-            sampler, default = self.checkpoint.default_sampler
-        else:
-            sampler, default = self.sampler, default_steps(self.sampler)
+        sampler, steps = self.checkpoint.resolve_sampler(self.sampler, self.steps)
         if sampler == "ddpm":
             return self.checkpoint.schedule.T if self.checkpoint.schedule is not None else 1
-        return self.steps or default
+        return steps
 
     def _settings(self) -> dict:
         """A snapshot of the settings of a draw (taken before it runs in a thread)."""

@@ -66,9 +66,7 @@ if cond_dim:
     if len(cond_range) != 2:
         raise ValueError(f"cond_range: expected [low, high], got {cond_range!r}")
     cond = np.linspace(cond_range[0], cond_range[1], n)
-if not sampler:  # the model's own default sampler and steps (Checkpoint.sample checks the name)
-    sampler, recommended = ckpt.default_sampler
-    steps = recommended if steps is None else steps
+sampler, steps = ckpt.resolve_sampler(sampler or None, steps)  # None: the model's default sampler
 extra = {} if eta is None else {"eta": eta}
 t0 = time.perf_counter()
 generated = ckpt.sample(n, sampler=sampler, steps=steps, seed=seed, cond=cond, guidance=guidance,
