@@ -115,3 +115,18 @@ def test_generator_moves_towards_the_data(small_survey):
     ckpt = train_dcgan(model, small_survey, 150, 16, normalizer=norm, progress=False)
     after = _central_brightness(ckpt.model.generate(128, generator=torch.Generator().manual_seed(1)))
     assert (data - after).abs().max() < 0.2, (data, after)
+
+
+def test_a_resumed_fit_keeps_its_normalizer_on_other_data(small_survey, tmp_path):
+    """The comparison models' fit loop, like ``gw.train``, keeps the checkpoint's normalizer on resume."""
+    torch.manual_seed(0)
+    first = train_dcgan(DCGAN(3, 16, latent_dim=8, base_channels=4), small_survey, 2, 8,
+                        checkpoint_dir=tmp_path, progress=False)
+    brighter = small_survey.with_images(small_survey.images * 10)
+    torch.manual_seed(0)
+    resumed = train_dcgan(DCGAN(3, 16, latent_dim=8, base_channels=4), brighter, 3, 8,
+                          checkpoint_dir=tmp_path, progress=False)
+    assert resumed.normalizer == first.normalizer != gw.data.AsinhStretch.fit(brighter.images)
+    with pytest.raises(ValueError, match=r"normalizer: .* differs from"):
+        train_dcgan(DCGAN(3, 16, latent_dim=8, base_channels=4), brighter, 4, 8, checkpoint_dir=tmp_path,
+                    normalizer=gw.data.AsinhStretch.fit(brighter.images), progress=False)

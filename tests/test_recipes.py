@@ -105,6 +105,7 @@ def test_an_anneal_phase_continues_the_run_at_its_own_settings(tmp_path, monkeyp
     recipe["model"].update(base_channels=8, channel_mults=[1, 2], attention_levels=[])
     recipe["train"].update(steps=3, batch_size=4, warmup_steps=1, checkpoint_every=2)
     recipe["anneal"] = {"steps": 5, "lr": 1e-5, "ema_decay": 0.9}
+    del recipe["oversample"]
     monkeypatch.setitem(RECIPES, "tiny-anneal", recipe)
     assert [p["steps"] for p in recipes.training_phases(recipe)] == [3, 5]
     out = recipes.build("tiny-anneal", tmp_path, output=tmp_path / "a.safetensors", progress=False)
@@ -120,8 +121,60 @@ def test_an_anneal_phase_continues_the_run_at_its_own_settings(tmp_path, monkeyp
     for key, value in ckpt.model.state_dict().items():
         assert torch.equal(value, again.model.state_dict()[key])
     recipe["anneal"]["steps"] = 3
-    with pytest.raises(ValueError, match="recipe: anneal steps 3 must exceed the first phase's 3"):
+    with pytest.raises(ValueError, match="recipe: anneal steps 3 must exceed the train phase's 3"):
         recipes.training_phases(recipe)
+
+
+def test_an_oversample_phase_trains_on_with_part_of_the_survey_repeated(tmp_path, monkeypatch):
+    """``"oversample"`` continues the run at the anneal settings on the survey plus ``factor - 1``
+    more copies of the galaxies in the redshift range, with the first phase's normalizer."""
+    recipe = copy.deepcopy(RECIPES["hsc-z-tiny"])
+    assert [p["steps"] for p in recipes.training_phases(recipe)] == [6000, 11000, 17000]
+    recipe["survey"] = {"n": 16, "size": 32, "instrument": "hsc-deep", "seed": 3}
+    recipe["model"].update(base_channels=8, channel_mults=[1, 2], attention_levels=[])
+    recipe["train"].update(steps=2, batch_size=4, warmup_steps=1, checkpoint_every=2)
+    recipe["anneal"] = {"steps": 3, "lr": 1e-5, "ema_decay": 0.9}
+    recipe["oversample"] = {"steps": 5, "column": "redshift", "range": [0.0, 1.0], "factor": 3}
+    monkeypatch.setitem(RECIPES, "tiny-oversample", recipe)
+    phases = recipes.training_phases(recipe)
+    assert [p["steps"] for p in phases] == [2, 3, 5] and phases[2]["lr"] == 1e-5
+    assert phases[2]["oversample"] == {"column": "redshift", "range": [0.0, 1.0], "factor": 3}
+    out = recipes.build("tiny-oversample", tmp_path, output=tmp_path / "a.safetensors", progress=False)
+    ckpt = gw.load_checkpoint(out)
+    z = gw.data.Survey.load(tmp_path / "train_survey.fits").catalog["redshift"]
+    low = int((z < 1.0).sum())
+    assert 0 < low < 16
+    assert ckpt.config["step"] == 5 and ckpt.config["data"]["n_train"] == 16 + 2 * low
+    first = gw.data.AsinhStretch.fit(gw.data.Survey.load(tmp_path / "train_survey.fits").images)
+    assert ckpt.normalizer == first  # not refitted to the oversampled set
+    log = pd.read_csv(tmp_path / "checkpoints" / "train_log.csv")
+    assert log["step"].tolist() == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"factor": 1}, "factor must be an integer >= 2"),
+    ({"range": [0.5, 0.2]}, "range \\[low, high\\) with low < high"),
+    ({"steps": 11000}, "oversample steps 11000 must exceed the anneal phase's 11000"),
+])
+def test_an_oversample_phase_is_checked(change, message):
+    recipe = copy.deepcopy(RECIPES["hsc-z-tiny"])
+    recipe["oversample"].update(change)
+    with pytest.raises(ValueError, match=f"recipe: .*{message}"):
+        recipes.training_phases(recipe)
+
+
+def test_an_oversample_phase_names_a_missing_column_or_an_empty_range(tmp_path, monkeypatch):
+    recipe = copy.deepcopy(RECIPES["hsc-z-tiny"])
+    recipe["survey"] = {"n": 8, "size": 32, "instrument": "hsc-deep", "seed": 3}
+    recipe["model"].update(base_channels=8, channel_mults=[1, 2], attention_levels=[])
+    recipe["train"].update(steps=1, batch_size=4, warmup_steps=1)
+    recipe["anneal"]["steps"] = 2
+    recipe["oversample"].update(steps=3, column="stellar_mass")
+    with pytest.raises(ValueError, match="recipe: oversample column 'stellar_mass' is not in the training"):
+        recipes.build("x", tmp_path, progress=False, recipe=recipe)
+    recipe["oversample"].update(column="redshift", range=[5.0, 6.0])
+    with pytest.raises(ValueError, match=r"recipe: no training galaxy has 5.0 <= redshift < 6.0"):
+        recipes.build("x", tmp_path, progress=False, recipe=recipe)
 
 
 def test_with_overrides_changes_a_copy_and_drops_the_anneal_a_shorter_run_would_overshoot():
@@ -139,13 +192,16 @@ def test_with_overrides_changes_a_copy_and_drops_the_anneal_a_shorter_run_would_
         recipes.with_overrides("desi-tiny", [("train", {"steps": 2})])
     with pytest.raises(ValueError, match=r"anneal steps 10 must exceed"):
         recipes.with_overrides("desi-tiny", {"train": {"steps": 20}, "anneal": {"steps": 10}})
+    with pytest.warns(UserWarning, match=r"anneal steps changed.*oversample phase to step 17000") as record:
+        shorter = recipes.with_overrides("hsc-z-tiny", {"anneal": {"steps": 7000}})
+    assert len(record) == 1 and [p["steps"] for p in recipes.training_phases(shorter)] == [6000, 7000]
 
 
 def test_build_takes_a_changed_copy_without_registering_it(tmp_path):
     """``build(name, ..., recipe=with_overrides(...))`` trains the copy and records it under ``name``,
     leaving :data:`RECIPES` alone; a redshift range written as a JSON list reaches the survey."""
     before = copy.deepcopy(RECIPES)
-    with pytest.warns(UserWarning, match="anneal phase"):
+    with pytest.warns(UserWarning, match="(anneal|oversample) phase"):
         spec = recipes.with_overrides("hsc-z-tiny", {
             "survey": {"n": 8, "size": 32, "redshift": [0.5, 0.6]},
             "model": {"base_channels": 8, "channel_mults": [1, 2], "attention_levels": []},

@@ -52,6 +52,26 @@ def test_resume_refuses_a_different_model(survey, tmp_path):
         gw.train(other, sched, survey, steps=2, batch_size=2, checkpoint_dir=tmp_path, progress=False)
 
 
+def test_a_resumed_run_keeps_its_normalizer_when_the_data_changes(survey, tmp_path):
+    """Resuming on other data (a later phase oversampling part of the survey) must not refit the
+    normalizer: the network would go on learning in another model space."""
+    sched = gw.diffusion.NoiseSchedule.linear(100)
+    first = gw.train(_model(), sched, survey, steps=2, batch_size=4, checkpoint_dir=tmp_path, progress=False)
+    brighter = survey[np.arange(len(survey))]
+    brighter.images = brighter.images * 10
+    assert gw.data.AsinhStretch.fit(brighter.images) != first.normalizer  # a refit would differ
+    resumed = gw.train(_model(), sched, brighter, steps=3, batch_size=4, checkpoint_dir=tmp_path,
+                       progress=False)
+    assert resumed.normalizer == first.normalizer and resumed.config["step"] == 3
+    assert resumed.config["normalizer"] == first.normalizer.to_config()
+    with pytest.raises(ValueError, match=r"normalizer: AsinhStretch.* differs from .*step_0000003"):
+        gw.train(_model(), sched, brighter, steps=4, batch_size=4, checkpoint_dir=tmp_path, progress=False,
+                 normalizer=gw.data.AsinhStretch.fit(brighter.images))
+    fresh = gw.train(_model(), sched, brighter, steps=1, batch_size=4, checkpoint_dir=tmp_path,
+                     progress=False, resume=False)
+    assert fresh.normalizer != first.normalizer  # without resuming, fitted to the data given
+
+
 def test_training_lowers_the_loss(survey):
     sched = gw.diffusion.NoiseSchedule.linear(100)
     ckpt = gw.train(_model(), sched, survey, steps=60, batch_size=8, lr=2e-3, warmup_steps=5,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import os
 import tempfile
 import time
@@ -91,19 +92,57 @@ def prepare_store(name: str, path: str | Path, *, n_jobs: int | None = None,
 def training_phases(recipe: dict) -> list[dict]:
     """The :func:`~galwidgets.training.diffusion.train` settings of a recipe, phase by phase.
 
-    A recipe trains in one phase (``recipe["train"]``), or two when it has an ``"anneal"`` entry:
-    the same run continued from the end of the first to ``anneal["steps"]`` in total with the
-    settings it overrides, typically a lower learning rate and a longer EMA (the weights then settle
-    instead of wandering at the first phase's step size). Both phases write to one checkpoint
-    folder, so an interrupted build resumes in whichever phase it stopped.
+    A recipe trains in one phase (``recipe["train"]``), two when it has an ``"anneal"`` entry: the
+    same run continued from the end of the first to ``anneal["steps"]`` in total with the settings
+    it overrides, typically a lower learning rate and a longer EMA (the weights then settle instead
+    of wandering at the first phase's step size), and three with an ``"oversample"`` entry: the run
+    continued at the last phase's settings to ``oversample["steps"]`` on a training set in which
+    the galaxies whose catalog ``column`` lies in ``range`` appear ``factor`` times, so the network
+    sees them that much more often (it changes how often a redshift is trained, not the galaxies
+    at a redshift). That phase's dict carries the ``"oversample"`` entry, which :func:`build`
+    applies to the data. All phases write to one checkpoint folder, so an interrupted build
+    resumes in whichever phase it stopped, with the normalizer of the first.
     """
-    phases = [dict(recipe["train"])]
+    phases = [("train", dict(recipe["train"]))]
     if "anneal" in recipe:
-        if recipe["anneal"].get("steps", 0) <= recipe["train"]["steps"]:
-            raise ValueError(f"recipe: anneal steps {recipe['anneal'].get('steps')!r} must exceed the first "
-                             f"phase's {recipe['train']['steps']} (they count the whole run)")
-        phases.append({**recipe["train"], **recipe["anneal"]})
-    return phases
+        phases.append(("anneal", {**phases[-1][1], **recipe["anneal"]}))
+    if "oversample" in recipe:
+        spec = dict(recipe["oversample"])
+        steps = spec.pop("steps", 0)
+        phases.append(("oversample", {**phases[-1][1], "steps": steps,
+                                      "oversample": _check_oversample(spec)}))
+    for (before, previous), (name, phase) in itertools.pairwise(phases):
+        if phase.get("steps", 0) <= previous["steps"]:
+            raise ValueError(f"recipe: {name} steps {phase.get('steps')!r} must exceed the {before} phase's "
+                             f"{previous['steps']} (they count the whole run)")
+    return [phase for _, phase in phases]
+
+
+def _check_oversample(spec: dict) -> dict:
+    """An ``"oversample"`` entry's ``column``, ``range`` and ``factor``, checked."""
+    missing = {"column", "range", "factor"} - set(spec)
+    if missing or len(spec["range"]) != 2 or not spec["range"][0] < spec["range"][1]:
+        raise ValueError(f"recipe: oversample needs column, range [low, high) with low < high, and factor; "
+                         f"got {spec!r}")
+    if not isinstance(spec["factor"], int) or spec["factor"] < 2:
+        raise ValueError(f"recipe: oversample factor must be an integer >= 2, got {spec['factor']!r}")
+    return spec
+
+
+def _oversampled(data, spec: dict):
+    """``data`` with the galaxies whose ``spec["column"]`` lies in ``spec["range"]`` repeated
+    ``spec["factor"]`` times: the survey, then ``factor - 1`` more copies of them in catalog order."""
+    if isinstance(data, SurveyStore):
+        raise ValueError("recipe: an oversample phase needs the training survey in memory, not a store")
+    column, (low, high) = spec["column"], spec["range"]
+    if column not in data.catalog.columns:
+        raise ValueError(f"recipe: oversample column {column!r} is not in the training catalog")
+    values = data.catalog[column].to_numpy()
+    chosen = np.flatnonzero((values >= low) & (values < high))
+    if not len(chosen):
+        raise ValueError(f"recipe: no training galaxy has {low} <= {column} < {high} to oversample")
+    rows = np.concatenate([np.arange(len(data)), *[chosen] * (spec["factor"] - 1)])
+    return data[rows]
 
 
 def with_overrides(name: str, overrides: dict[str, dict]) -> dict:
@@ -119,10 +158,10 @@ def with_overrides(name: str, overrides: dict[str, dict]) -> dict:
     Returns
     -------
     dict
-        The changed recipe. When ``overrides`` changes the first phase's ``train["steps"]`` but
-        leaves ``anneal`` alone, the recipe's anneal phase is dropped (with a warning): its step
-        count is a total set for the full-length run, so a 20-step test run would otherwise go
-        on to anneal to that total.
+        The changed recipe. When ``overrides`` changes the step count of a phase (``train`` or
+        ``anneal``) but leaves a later phase (``anneal``, ``oversample``) alone, that later phase is
+        dropped (with a warning): its step count is a total set for the full-length run, so a
+        20-step test run would otherwise go on to anneal to that total.
     """
     if not isinstance(overrides, dict):
         raise TypeError(f"overrides: expected a dict of sections, got {type(overrides).__name__}")
@@ -132,11 +171,14 @@ def with_overrides(name: str, overrides: dict[str, dict]) -> dict:
             raise ValueError(f"overrides: no section {section!r} to change in recipe {name!r}; "
                              f"sections: {[k for k, v in recipe.items() if isinstance(v, dict)]}")
         recipe[section].update(changes)
-    if "steps" in overrides.get("train", {}) and "anneal" in recipe and "anneal" not in overrides:
-        dropped = recipe.pop("anneal")["steps"]
-        warnings.warn(f"overrides: train steps changed, so recipe {name!r}'s anneal phase to step {dropped} "
-                      "is left out (override 'anneal' to keep it)", UserWarning, stacklevel=2)
-    training_phases(recipe)  # an overridden anneal must still continue past the first phase
+    changed = [k for k in ("train", "anneal") if "steps" in overrides.get(k, {})]
+    for phase in ("anneal", "oversample"):
+        if changed and phase in recipe and phase not in overrides:
+            dropped = recipe.pop(phase)["steps"]
+            warnings.warn(f"overrides: {changed[0]} steps changed, so recipe {name!r}'s {phase} phase to "
+                          f"step {dropped} is left out (override {phase!r} to keep it)", UserWarning,
+                          stacklevel=2)
+    training_phases(recipe)  # an overridden later phase must still continue past the one before
     return recipe
 
 
@@ -174,7 +216,9 @@ def build(name: str, workdir: str | Path, output: str | Path | None = None, prog
     model = UNet(in_channels=len(bands), **recipe["model"])
     schedule = NoiseSchedule.from_config(recipe["schedule"])
     for settings in training_phases(recipe):  # each resumes from the newest checkpoint in workdir
-        ckpt = train(model, schedule, data, checkpoint_dir=workdir / "checkpoints", progress=progress,
+        oversample = settings.pop("oversample", None)
+        phase_data = _oversampled(data, oversample) if oversample else data
+        ckpt = train(model, schedule, phase_data, checkpoint_dir=workdir / "checkpoints", progress=progress,
                      sample_every=1000, **settings)
     config = dict(ckpt.config)
     if "sampling" in recipe:  # the sampler this model draws with by default (Checkpoint.default_sampler)

@@ -19,15 +19,15 @@ import torch
 
 from .._io import atomic_path
 from .._validation import as_images
-from ..checkpoints import save_checkpoint
+from ..checkpoints import read_checkpoint_tensors, save_checkpoint
 from ..data.surveys import Survey
-from ..data.transforms import Normalizer
+from ..data.transforms import Normalizer, normalizer_from_config
 from ..diffusion.schedules import NoiseSchedule
 
 __all__ = [
     "CHECKPOINT_GLOB", "apply_dihedral", "as_survey", "checkpoint_config", "cond_columns", "cond_range",
-    "dihedral_draws", "latest_checkpoint", "random_dihedral", "read_history", "rng_states", "set_rng_states",
-    "write_checkpoint",
+    "dihedral_draws", "latest_checkpoint", "random_dihedral", "read_history", "resumed_normalizer",
+    "rng_states", "set_rng_states", "write_checkpoint",
 ]
 
 #: File names of the checkpoints a training run writes.
@@ -38,6 +38,30 @@ def latest_checkpoint(checkpoint_dir: str | os.PathLike) -> Path | None:
     """The checkpoint with the highest step in ``checkpoint_dir``, or None."""
     files = sorted(Path(checkpoint_dir).glob(CHECKPOINT_GLOB))
     return files[-1] if files else None
+
+
+def resumed_normalizer(normalizer: Normalizer | None, checkpoint_dir: str | os.PathLike | None,
+                       resume: bool) -> Normalizer | None:
+    """The normalizer a run resumed from ``checkpoint_dir`` trains with: its newest checkpoint's.
+
+    Refitting it to the data on resume would drift silently when the data changed between runs
+    (e.g. a later recipe phase that oversamples part of the survey): the network would go on
+    learning in another model space. A ``normalizer`` given for a resumed run must therefore equal
+    the checkpoint's. Without a checkpoint to resume, ``normalizer`` as given (None: fit it later).
+    """
+    last = latest_checkpoint(checkpoint_dir) if checkpoint_dir is not None and resume else None
+    if last is None:
+        return normalizer
+    config, _ = read_checkpoint_tensors(last)
+    if "normalizer" not in config:
+        return normalizer
+    trained = normalizer_from_config(config["normalizer"])
+    if normalizer is not None and normalizer != trained:
+        raise ValueError(
+            f"normalizer: {normalizer!r} differs from {trained!r}, with which {last} was trained; "
+            "leave normalizer=None to continue with it, or pass resume=False"
+        )
+    return trained
 
 
 def as_survey(data: Any) -> Survey:

@@ -58,6 +58,7 @@ from .common import (
     latest_checkpoint,
     random_dihedral,
     read_history,
+    resumed_normalizer,
     rng_states,
     set_rng_states,
     write_checkpoint,
@@ -284,7 +285,8 @@ def train(
         EMA decay of the weights used for sampling (warmed up as ``min(decay, (1+s)/(10+s))``).
     normalizer : Normalizer, optional
         Flux → model space map; by default :meth:`AsinhStretch.fit` on ``data`` (on a store: on at
-        most 2,000 of its galaxies, evenly spaced).
+        most 2,000 of its galaxies, evenly spaced). A resumed run keeps its checkpoint's normalizer
+        whatever data it is given (passing a different one is an error).
     cond : str, list of str or array, optional
         Catalog column(s) (e.g. ``"redshift"``) or values to condition on; needs ``cond_dim > 0``.
     cond_drop : float
@@ -345,6 +347,7 @@ def train(
         )
     lo, hi = rank * batch_size // world_size, (rank + 1) * batch_size // world_size
     use_bf16 = bf16_is_fast(device) if autocast == "auto" else bool(autocast)
+    normalizer = resumed_normalizer(normalizer, checkpoint_dir, resume)
     normalizer = normalizer or AsinhStretch.fit(fit_sample(survey) if streaming else survey.images)
     conditions = _conditions(cond, survey, model.config.get("cond_dim", 0))
     settings = {

@@ -41,6 +41,7 @@ from .common import (
     latest_checkpoint,
     random_dihedral,
     read_history,
+    resumed_normalizer,
     rng_states,
     set_rng_states,
     write_checkpoint,
@@ -207,7 +208,8 @@ def fit(
         Galaxies per step.
     normalizer : Normalizer, optional
         Flux → model space map; by default :meth:`AsinhStretch.fit` on ``data`` (on a store: on at
-        most 2,000 of its galaxies, evenly spaced).
+        most 2,000 of its galaxies, evenly spaced). A resumed run keeps its checkpoint's normalizer
+        (passing a different one is an error).
     columns : str or list of str, optional
         Catalog columns handed to ``step`` as ``batch.values`` (e.g. ``"redshift"`` as a condition
         or a regression target); needs a Survey with a catalog.
@@ -263,6 +265,7 @@ def fit(
     names = _column_names(columns)
     values = _column_values(survey, names)
     device = resolve_device(device)
+    normalizer = resumed_normalizer(normalizer, checkpoint_dir, resume)
     normalizer = normalizer or AsinhStretch.fit(fit_sample(survey) if streaming else survey.images)
     x_all = None if streaming else \
         torch.from_numpy(np.ascontiguousarray(normalizer.forward(survey.images), dtype=np.float32))
