@@ -68,7 +68,8 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=1, help="independent model draws (different seeds)")
     parser.add_argument("--sampler", default="ddim")
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--guidance", type=float, default=1.0)
+    parser.add_argument("--guidance", type=float, default=None,
+                        help="classifier-free guidance scale; default the model's own")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grid", default="docs/hsc-z-tiny-samples.jpg", help="sample grid ('' for none)")
     parser.add_argument("--json", default="", help="also write the numbers here")
@@ -85,7 +86,7 @@ def main() -> None:
         models = [draw(ckpt, args.n, z, args, 100 * (args.seed + d) + k) for k, z in enumerate(REDSHIFTS)]
         draws.append((models, [measure(m) for m in models]))
     print(f"{args.checkpoint}: {args.n} galaxies per z x {args.draws} draw(s) against {args.n_mock} mock "
-          f"galaxies per z, {args.sampler} {args.steps} steps, guidance {args.guidance}, "
+          f"galaxies per z, {args.sampler} {args.steps} steps, guidance {draws[0][0][0].meta['guidance']:g}, "
           f"{time.perf_counter() - t0:.0f} s")
     records, verdicts = [], []
     for d, (_, tables) in enumerate(draws):

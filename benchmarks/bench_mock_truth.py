@@ -4,6 +4,8 @@ Prints, for the default presets:
 
 - the size-redshift Spearman coefficient of the truth (``r_half_arcsec``) over ``hsc-deep``, for
   the flux-limited draw and for the five redshifts the conditional models are evaluated at;
+- what flattens that Spearman: the same draw with the size relations' intrinsic scatter or their
+  mass dependence removed (``--sizes-only`` prints only these and the lines above);
 - the median g-i of early types per redshift bin against the E and S0 template tracks (the 4000 Å
   break moving through g r i z), written as a figure to ``docs/mock-colour-redshift.png``;
 - the share of measured galaxies above the Lotz et al. (2008) merger line and on the bulge side of
@@ -12,14 +14,17 @@ Prints, for the default presets:
 - detection: the share of ``hsc-deep`` galaxies whose central segment has S/N above 10 in i;
 - rendering time per galaxy (one process) for ``hsc-deep`` and ``desi``.
 
-    python benchmarks/bench_mock_truth.py [--n 2000] [--jobs 2]
+    python benchmarks/bench_mock_truth.py [--n 2000] [--jobs 2] [--sizes-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import itertools
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib
@@ -31,7 +36,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 import galwidgets as gw
-from galwidgets.data import sed
+from galwidgets.data import evolution, sed
 from galwidgets.data.evolving import draw_evolving_population
 from galwidgets.metrics import batched_central_segmaps
 
@@ -55,6 +60,38 @@ def size_redshift(n: int) -> None:
     print("  median r_half (″) and M_B per z bin: "
           + "; ".join(f"{iv.left:g}-{iv.right:g}: {g.r_half_arcsec.median():.2f}, {g.abs_mag_B.median():.1f}"
                       for iv, g in faint))
+
+
+@contextlib.contextmanager
+def size_relations(**changes: dict[str, float]) -> Iterator[None]:
+    """Draw with the van der Wel et al. (2014) relations of ``evolution.SIZE_RELATIONS`` altered:
+    ``early={"scatter": 0}`` etc. (a diagnostic; the mock itself keeps the published values)."""
+    published = dict(evolution.SIZE_RELATIONS)
+    try:
+        for kind, fields in changes.items():
+            evolution.SIZE_RELATIONS[kind] = dataclasses.replace(published[kind], **fields)
+        yield
+    finally:
+        evolution.SIZE_RELATIONS.update(published)
+
+
+def size_redshift_decomposition(n: int) -> None:
+    """What flattens the flux-limited size-redshift Spearman: the relations' scatter or their
+    mass slope (an i < 24.5 sample holds more massive, so larger, galaxies at high z)."""
+    variants = {
+        "published relations": {},
+        "no intrinsic scatter": {"scatter": 0.0},
+        "no mass dependence": {"slope": 0.0, "slope_low": 0.0},
+        "neither": {"scatter": 0.0, "slope": 0.0, "slope_low": 0.0},
+    }
+    print(f"hsc-deep truth, {n} galaxies per variant (seed 1), Spearman(z, r_half_arcsec):")
+    for label, fields in variants.items():
+        with size_relations(early=fields, late=fields):
+            cat = draw_evolving_population(n, seed=1, max_r_half=64 * 0.168 / 4)
+        early = cat.early_type.to_numpy()
+        rho = [spearmanr(cat.redshift[pick], cat.r_half_arcsec[pick]).statistic
+               for pick in (slice(None), early, ~early)]
+        print(f"  {label:22s} all {rho[0]:+.3f}   early {rho[1]:+.3f}   late {rho[2]:+.3f}")
 
 
 def colour_track(survey: gw.data.Survey) -> None:
@@ -152,8 +189,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=2000, help="galaxies per preset for Gini-M20")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--sizes-only", action="store_true",
+                        help="only the size-redshift Spearman and what flattens it (about 30 s)")
     args = parser.parse_args()
     size_redshift(5000)
+    size_redshift_decomposition(10000)
+    if args.sizes_only:
+        return
     deep = gw.data.simulate_survey(args.n, instrument="hsc-deep", seed=18, n_jobs=args.jobs, progress=False)
     colour_track(deep)
     detection(deep)

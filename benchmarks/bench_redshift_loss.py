@@ -9,7 +9,7 @@
    them with the same estimator against the redshifts they were generated at. Acceptance: loss at
    most 1.5 times the estimator's loss on those same mock galaxies.
 
-    python benchmarks/bench_redshift_loss.py [--steps 2000] [--checkpoint hsc-z-tiny] [--guidance 1]
+    python benchmarks/bench_redshift_loss.py [--steps 2000] [--checkpoint hsc-z-tiny] [--guidance G]
         [--save-estimator F] [--n-samples 256] [--draws 1]
 
 The estimator it saves (``--save-estimator``) can be passed to ``notebooks/conditional.ipynb`` as
@@ -72,7 +72,8 @@ def main() -> None:
                         help="independent draws of the samples (seeds 0, 1, ...): the ratio's scatter")
     parser.add_argument("--sampler", default="ddim")
     parser.add_argument("--sample-steps", type=int, default=25)
-    parser.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale")
+    parser.add_argument("--guidance", type=float, default=None,
+                        help="classifier-free guidance scale; default the model's own")
     parser.add_argument("--save-estimator", default="", help="write the trained estimator here")
     parser.add_argument("--estimator", default="", help="a saved estimator to use instead of training one")
     parser.add_argument("--threads", type=int, default=1)
@@ -142,7 +143,7 @@ def main() -> None:
         loss_gen = gw.metrics.redshift_loss(z_gen, z_cond)
         ratios.append(loss_gen / loss_mock)
         print(f"{source}: {n} galaxies at the held-out redshifts, {args.sampler} {args.sample_steps} steps, "
-              f"guidance {args.guidance:g}, seed {seed}, {seconds:.0f} s")
+              f"guidance {samples.meta['guidance']:g}, seed {seed}, {seconds:.0f} s")
         print(f"redshift loss on its samples {loss_gen:.4f}; on the {n} mock galaxies at the same redshifts "
               f"{loss_mock:.4f}; ratio {ratios[-1]:.3f}")
         print(f"  per redshift bin (samples): {_per_bin(z_gen, z_cond)}")

@@ -100,6 +100,22 @@ class Checkpoint:
         sampler = recorded["sampler"]
         return sampler, recorded.get("steps", samplers.default_steps(sampler))
 
+    @property
+    def default_guidance(self) -> float:
+        """Classifier-free guidance scale this model draws with when :meth:`sample` is given none.
+
+        The ``"guidance"`` of the ``"sampling"`` entry of the config when the model's recipe
+        recorded one (``hsc-z-tiny``: a mild 1.1, which puts more of the requested redshift into
+        its galaxies' colours without the caricature of strong guidance: ``BENCHMARKS.md``), else 1
+        (the plain conditional model). It applies only to conditioned draws.
+        """
+        value = (self.config.get("sampling") or {}).get("guidance", 1.0)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not np.isfinite(value) or value < 0:
+            raise ValueError(f"sampling: the checkpoint's recorded guidance must be a finite number >= 0, "
+                             f"got {value!r}")
+        return float(value)
+
     def resolve_sampler(self, sampler: str | None = None, steps: int | None = None) -> tuple[str, int | None]:
         """The ``(sampler, steps)`` a draw by :meth:`sample` takes for these arguments.
 
@@ -126,7 +142,7 @@ class Checkpoint:
         steps: int | None = None,
         seed: int = 0,
         cond: Any = None,
-        guidance: float = 1.0,
+        guidance: float | None = None,
         batch_size: int = 64,
         progress: bool = True,
         **kwargs: Any,
@@ -156,6 +172,10 @@ class Checkpoint:
         cond : array_like, optional
             One condition per galaxy (e.g. redshift) for conditional models; values outside the
             range the model was trained on raise an :class:`ExtrapolationWarning`.
+        guidance : float, optional
+            Classifier-free guidance scale (Ho & Salimans 2022; 1: the plain conditional model, 0:
+            the unconditional one; see :func:`~galwidgets.diffusion.denoisers.model_output`).
+            Default: the model's :attr:`default_guidance` for a conditioned draw, 1 without ``cond``.
         batch_size : int
             Galaxies per network call.
         **kwargs
@@ -179,6 +199,8 @@ class Checkpoint:
             raise ValueError(f"steps: expected an integer in 1..{self.schedule.T} (the schedule's T), "
                              f"got {steps!r}")
         steps = None if steps is None else int(steps)
+        if guidance is None:
+            guidance = self.default_guidance if cond is not None else 1.0
         if cond is not None:
             cond = np.asarray(cond, dtype=np.float32).reshape(n, -1)
             warn_if_extrapolating(self.config, cond)
@@ -209,7 +231,7 @@ class Checkpoint:
             pixel_scale=self.pixel_scale,
             zeropoint=self.zeropoint,
             meta={"source": "galwidgets.Checkpoint.sample", "sampler": sampler, "steps": steps,
-                  "seed": seed, "checkpoint_step": self.config.get("step")},
+                  "guidance": float(guidance), "seed": seed, "checkpoint_step": self.config.get("step")},
         )
 
     def save(self, path: str | os.PathLike) -> Path:

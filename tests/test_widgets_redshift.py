@@ -12,6 +12,7 @@ import traitlets as T
 
 import galwidgets as gw
 from galwidgets.checkpoints import ExtrapolationWarning, trained_condition_range
+from galwidgets.pretrained.specs import RECIPES
 from galwidgets.training import latest_checkpoint
 from galwidgets.widgets import RedshiftExplorer, measurement_band, size_and_surface_brightness
 
@@ -85,6 +86,40 @@ def test_draw_passes_condition_guidance_and_seed(explorer, monkeypatch):
     assert (first["n"], first["guidance"], first["seed"]) == (2, 2.5, 4)
     assert (first["steps"], first["sampler"]) == (3, "ddpm")
     assert "steps" not in second and "sampler" not in second and second["seed"] == 5
+
+
+def with_sampling(ckpt, **sampling):
+    """The same model with ``config["sampling"]`` as a recipe would record it."""
+    return gw.Checkpoint(ckpt.model, ckpt.schedule, ckpt.normalizer,
+                         {**copy.deepcopy(ckpt.config), "sampling": sampling})
+
+
+def test_a_recorded_guidance_is_the_default_of_conditioned_draws(z_checkpoint):
+    """``config["sampling"]["guidance"]`` is what ``sample(cond=...)`` uses when no guidance is
+    given; an explicit value wins; a draw without a condition stays unguided (1)."""
+    guided = with_sampling(z_checkpoint, guidance=1.5)
+    z = np.array([0.05, 0.1])
+    assert z_checkpoint.default_guidance == 1.0 and guided.default_guidance == 1.5
+    by_default = guided.sample(2, steps=2, seed=1, cond=z, progress=False)
+    assert by_default.meta["guidance"] == 1.5
+    explicit = z_checkpoint.sample(2, steps=2, seed=1, cond=z, guidance=1.5, progress=False)
+    np.testing.assert_array_equal(by_default.images, explicit.images)
+    plain = guided.sample(2, steps=2, seed=1, cond=z, guidance=1.0, progress=False)
+    assert plain.meta["guidance"] == 1.0 and not np.array_equal(plain.images, by_default.images)
+    assert guided.sample(1, steps=2, progress=False).meta["guidance"] == 1.0  # no cond: no guidance
+    assert gw.pretrained.load("hsc-z-tiny").default_guidance == RECIPES["hsc-z-tiny"]["sampling"]["guidance"]
+    for bad in ("x", -1.0, float("nan")):
+        with pytest.raises(ValueError, match=r"sampling: .*guidance"):
+            with_sampling(z_checkpoint, guidance=bad).sample(1, steps=2, cond=[0.1], progress=False)
+
+
+def test_the_guidance_slider_starts_at_the_checkpoint_default(z_checkpoint, survey):
+    guided = with_sampling(z_checkpoint, guidance=1.5)
+    explorer = RedshiftExplorer(guided, reference=survey[:8], threaded=False)
+    assert explorer.state.guidance == 1.5 and explorer.view.guidance.value == 1.5
+    chosen = RedshiftExplorer(guided, reference=survey[:8], threaded=False, guidance=2.0)
+    assert chosen.state.guidance == 2.0
+    assert RedshiftExplorer(z_checkpoint, reference=survey[:8], threaded=False).state.guidance == 1.0
 
 
 def test_default_steps_follow_the_checkpoint(z_checkpoint, survey):

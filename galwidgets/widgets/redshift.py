@@ -166,7 +166,8 @@ class RedshiftExplorerState(T.HasTraits):
     band = T.Unicode(help="band of the sizes, magnitudes and surface brightness (i for HSC, r for DESI)")
     colour_bands = T.Tuple(T.Unicode(), T.Unicode(), help="(blue, red) bands of the colour")
     redshift = T.Float(0.1, help="condition of the next draw")
-    guidance = T.Float(1.0, help="classifier-free guidance scale w (1: plain conditional)")
+    guidance = T.Float(1.0, help="classifier-free guidance scale w (1: plain conditional); initially "
+                       "the checkpoint's default_guidance")
     n = T.Int(4, help="galaxies per draw (few: a draw of 4 takes seconds on 2 CPU cores)")
     steps = T.Int(None, allow_none=True, help="sampler steps per draw; None: the sampler's default")
     sampler = T.Unicode(None, allow_none=True, help="reverse-process sampler (a name of "
@@ -193,6 +194,8 @@ class RedshiftExplorerState(T.HasTraits):
                          **kwargs)
         if self.display_scales is None:
             self.display_scales = display_scales(reference)
+        if "guidance" not in kwargs:  # the scale the model's recipe recorded (1 if none)
+            self.guidance = checkpoint.default_guidance
         if "redshift" not in kwargs:  # the survey's median, inside the slider's range
             z = table["redshift"].to_numpy()
             lo, hi = self.redshift_range
@@ -496,7 +499,7 @@ class RedshiftExplorer:
     **settings
         Initial :class:`RedshiftExplorerState` settings (``redshift``, ``guidance``, ``n``,
         ``steps``, ``sampler``, ``stretch``, ...); ``steps`` and ``sampler`` default to None, the
-        checkpoint's own defaults.
+        checkpoint's own defaults, and ``guidance`` to its ``default_guidance``.
 
     Attributes
     ----------

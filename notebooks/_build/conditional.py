@@ -83,7 +83,7 @@ min_per_bin = 10  # int: a redshift bin with fewer real or generated galaxies ge
 figure4_ranges = [[0, 0.5], [1, 1.5]]  # list: redshift ranges of the rows of Figure 4 (the paper's)
 sampler = "ddim"  # str: "ddim" or "ddpm" reverse process of the DDPM
 sample_steps = 25  # int: DDIM steps (DDPM uses every step)
-guidance = 1.0  # float: classifier-free guidance scale (1: plain conditional)
+guidance = None  # float: classifier-free guidance scale (1: plain conditional); None: the model's default (hsc-z-tiny 1.1)
 cvae_noise = True  # bool: add the truth's sky noise to CVAE images (a draw from its Gaussian decoder)
 measure_band = ""  # str: band of the shapes, Sérsic fits and half-light radii; "" for the preset's selection band
 gamma = 0.15  # float: scale of the redshift loss (Nishizawa et al. 2020)
@@ -595,7 +595,7 @@ metrics = {
     "size": size,
     "sampler": sampler,
     "sample_steps": sample_steps,
-    "guidance": guidance,
+    "guidance": ddpm_images.meta["guidance"],
     "seconds": seconds,
     "figures": ["samples.png", "kl_per_bin.png", "figure4.png", "size_redshift.png", "redshift.png", "table1.png"],
     "tables": ["table1.parquet", "table1.md", "kl_per_bin.parquet", "galaxies.parquet"],

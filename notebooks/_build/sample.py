@@ -26,7 +26,8 @@ Any sampler of `gw.samplers.SAMPLERS` draws them (tutorial 03 explains how they 
 
 A conditional model (e.g. `desi-z-tiny`, conditioned on redshift) draws its galaxies at conditions
 spaced evenly over `cond_range`, with classifier-free guidance of strength `guidance` (Ho &
-Salimans 2022; 1 means none). The conditions are stored in the catalogue column `cond_0`.
+Salimans 2022; 1 means none; by default the scale the model's recipe recorded, 1.1 for
+`hsc-z-tiny`, else 1). The conditions are stored in the catalogue column `cond_0`.
 
 It writes into `output_dir`: `metrics.json`, the survey file (`survey_file`), `photometry.parquet`
 (aperture photometry of every galaxy), `grid.png` and `colour_magnitude.png`."""),
@@ -38,7 +39,7 @@ steps = None  # int: sampler steps (ignored by DDPM); None: the sampler's defaul
 eta = None  # float: noise scale of samplers that have one (DDIM: 0 deterministic, 1 DDPM-like); None: default
 seed = 0  # int: seed of the draws; the same seed gives the same galaxies
 cond_range = [0.03, 0.15]  # list: [low, high] condition (e.g. redshift) of a conditional model
-guidance = 1.0  # float: classifier-free guidance scale for a conditional model (1: none)
+guidance = None  # float: classifier-free guidance scale for a conditional model (1: none); None: the model's default
 batch_size = 64  # int: galaxies per network call
 survey_file = "samples.fits"  # str: name of the Survey FITS file written into output_dir
 n_show = 32  # int: galaxies in the image grid
@@ -122,7 +123,7 @@ code("""metrics = {
     "size": generated.size,
     "bands": bands,
     "cond": None if cond is None else {"column": (columns or ["cond"])[0], "low": float(cond.min()),
-                                       "high": float(cond.max()), "guidance": guidance},
+                                       "high": float(cond.max()), "guidance": generated.meta["guidance"]},
     "flagged": int((phot.flag > 0).sum()),
     f"median_mag_{red}": float(np.nanmedian(mag)),
     f"median_{blue}-{red}": float(np.nanmedian(colour)),
