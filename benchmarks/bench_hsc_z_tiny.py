@@ -85,8 +85,9 @@ def main() -> None:
     for d in range(args.draws):
         models = [draw(ckpt, args.n, z, args, 100 * (args.seed + d) + k) for k, z in enumerate(REDSHIFTS)]
         draws.append((models, [measure(m) for m in models]))
+    guidance = ckpt.default_guidance if args.guidance is None else args.guidance
     print(f"{args.checkpoint}: {args.n} galaxies per z x {args.draws} draw(s) against {args.n_mock} mock "
-          f"galaxies per z, {args.sampler} {args.steps} steps, guidance {draws[0][0][0].meta['guidance']:g}, "
+          f"galaxies per z, {args.sampler} {args.steps} steps, guidance {guidance:g}, "
           f"{time.perf_counter() - t0:.0f} s")
     records, verdicts = [], []
     for d, (_, tables) in enumerate(draws):

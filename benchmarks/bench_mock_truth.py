@@ -190,7 +190,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="galaxies per preset for Gini-M20")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--sizes-only", action="store_true",
-                        help="only the size-redshift Spearman and what flattens it (about 30 s)")
+                        help="only the size-redshift Spearman and what flattens it (about 15 s)")
     args = parser.parse_args()
     size_redshift(5000)
     size_redshift_decomposition(10000)

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ._device import resolve_device
 from ._io import atomic_path
-from ._validation import check_positive_int
+from ._validation import check_finite, check_positive_int
 from .data.surveys import Survey
 from .data.transforms import Normalizer, normalizer_from_config
 from .diffusion import samplers
@@ -109,12 +109,12 @@ class Checkpoint:
         its galaxies' colours without the caricature of strong guidance: ``BENCHMARKS.md``), else 1
         (the plain conditional model). It applies only to conditioned draws.
         """
-        value = (self.config.get("sampling") or {}).get("guidance", 1.0)
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not number or not np.isfinite(value) or value < 0:
-            raise ValueError(f"sampling: the checkpoint's recorded guidance must be a finite number >= 0, "
+        value = check_finite((self.config.get("sampling") or {}).get("guidance", 1.0), "sampling.guidance",
+                             "a finite number >= 0 recorded in the checkpoint")
+        if value < 0:
+            raise ValueError(f"sampling.guidance: expected a finite number >= 0 recorded in the checkpoint, "
                              f"got {value!r}")
-        return float(value)
+        return value
 
     def resolve_sampler(self, sampler: str | None = None, steps: int | None = None) -> tuple[str, int | None]:
         """The ``(sampler, steps)`` a draw by :meth:`sample` takes for these arguments.

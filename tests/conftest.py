@@ -31,6 +31,29 @@ def tiny_checkpoint(tmp_path_factory, survey) -> Path:
 
 
 @pytest.fixture(scope="module")
+def z_checkpoint(tmp_path_factory, survey):
+    """A tiny redshift-conditioned U-Net trained for two steps (plumbing, not quality)."""
+    from galwidgets.training import latest_checkpoint
+
+    directory = tmp_path_factory.mktemp("z-ckpt")
+    torch.manual_seed(0)
+    model = gw.models.UNet(in_channels=3, base_channels=8, channel_mults=(1, 2), attention_levels=(),
+                           cond_dim=1, groups=4)
+    gw.train(model, gw.diffusion.NoiseSchedule.linear(50), survey, steps=2, batch_size=4, cond="redshift",
+             checkpoint_dir=directory, checkpoint_every=2, progress=False)
+    return gw.load_checkpoint(latest_checkpoint(directory))
+
+
+@pytest.fixture(scope="module")
+def guided_z_checkpoint(z_checkpoint):
+    """``z_checkpoint`` recording a default guidance of 1.5, as a recipe's ``"sampling"`` would."""
+    import copy
+
+    return gw.Checkpoint(z_checkpoint.model, z_checkpoint.schedule, z_checkpoint.normalizer,
+                         {**copy.deepcopy(z_checkpoint.config), "sampling": {"guidance": 1.5}})
+
+
+@pytest.fixture(scope="module")
 def tiny(tiny_checkpoint):
     """The tiny checkpoint loaded on the CPU (a module may override ``tiny`` with its own)."""
     return gw.load_checkpoint(tiny_checkpoint, device="cpu")

@@ -18,6 +18,7 @@ import torch
 import galwidgets as gw
 from galwidgets.diffusion.denoisers import Denoiser
 from galwidgets.diffusion.schedules import SIGMA_MAX, karras_sigmas, sampling_sigmas
+from galwidgets.pretrained.specs import RECIPES
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -390,6 +391,28 @@ def test_checkpoint_sample_defaults_to_the_measured_default_and_the_samplers_own
     np.testing.assert_array_equal(
         tiny.sample(2, seed=3, progress=False).images,
         tiny.sample(2, sampler=DEFAULT_SAMPLER, steps=DEFAULT_STEPS, seed=3, progress=False).images)
+
+
+def test_a_recorded_guidance_is_the_default_of_conditioned_draws(z_checkpoint, guided_z_checkpoint):
+    """``config["sampling"]["guidance"]`` is what ``sample(cond=...)`` uses when no guidance is
+    given; an explicit value wins; a draw without a condition stays unguided (1)."""
+    import copy
+
+    guided, z = guided_z_checkpoint, np.array([0.05, 0.1])
+    assert z_checkpoint.default_guidance == 1.0 and guided.default_guidance == 1.5
+    by_default = guided.sample(2, steps=2, seed=1, cond=z, progress=False)
+    assert by_default.meta["guidance"] == 1.5
+    explicit = z_checkpoint.sample(2, steps=2, seed=1, cond=z, guidance=1.5, progress=False)
+    np.testing.assert_array_equal(by_default.images, explicit.images)
+    plain = guided.sample(2, steps=2, seed=1, cond=z, guidance=1.0, progress=False)
+    assert plain.meta["guidance"] == 1.0 and not np.array_equal(plain.images, by_default.images)
+    assert guided.sample(1, steps=2, progress=False).meta["guidance"] == 1.0  # no cond: no guidance
+    assert gw.pretrained.load("hsc-z-tiny").default_guidance == RECIPES["hsc-z-tiny"]["sampling"]["guidance"]
+    for bad, error in (("x", TypeError), (-1.0, ValueError), (float("nan"), ValueError)):
+        config = {**copy.deepcopy(z_checkpoint.config), "sampling": {"guidance": bad}}
+        broken = gw.Checkpoint(z_checkpoint.model, z_checkpoint.schedule, z_checkpoint.normalizer, config)
+        with pytest.raises(error, match=r"sampling\.guidance"):
+            broken.sample(1, steps=2, cond=[0.1], progress=False)
 
 
 def test_a_checkpoint_that_records_its_sampler_draws_with_it_by_default(tiny):

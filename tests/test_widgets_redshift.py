@@ -7,13 +7,10 @@ import ipywidgets as W
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import traitlets as T
 
 import galwidgets as gw
 from galwidgets.checkpoints import ExtrapolationWarning, trained_condition_range
-from galwidgets.pretrained.specs import RECIPES
-from galwidgets.training import latest_checkpoint
 from galwidgets.widgets import RedshiftExplorer, measurement_band, size_and_surface_brightness
 
 pytest.importorskip("holoviews")
@@ -21,18 +18,6 @@ pytest.importorskip("panel")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def z_checkpoint(tmp_path_factory, survey):
-    """A tiny redshift-conditioned U-Net trained for two steps (plumbing, not quality)."""
-    directory = tmp_path_factory.mktemp("z-ckpt")
-    torch.manual_seed(0)
-    model = gw.models.UNet(in_channels=3, base_channels=8, channel_mults=(1, 2), attention_levels=(),
-                           cond_dim=1, groups=4)
-    gw.train(model, gw.diffusion.NoiseSchedule.linear(50), survey, steps=2, batch_size=4, cond="redshift",
-             checkpoint_dir=directory, checkpoint_every=2, progress=False)
-    return gw.load_checkpoint(latest_checkpoint(directory))
 
 
 @pytest.fixture
@@ -88,36 +73,10 @@ def test_draw_passes_condition_guidance_and_seed(explorer, monkeypatch):
     assert "steps" not in second and "sampler" not in second and second["seed"] == 5
 
 
-def with_sampling(ckpt, **sampling):
-    """The same model with ``config["sampling"]`` as a recipe would record it."""
-    return gw.Checkpoint(ckpt.model, ckpt.schedule, ckpt.normalizer,
-                         {**copy.deepcopy(ckpt.config), "sampling": sampling})
-
-
-def test_a_recorded_guidance_is_the_default_of_conditioned_draws(z_checkpoint):
-    """``config["sampling"]["guidance"]`` is what ``sample(cond=...)`` uses when no guidance is
-    given; an explicit value wins; a draw without a condition stays unguided (1)."""
-    guided = with_sampling(z_checkpoint, guidance=1.5)
-    z = np.array([0.05, 0.1])
-    assert z_checkpoint.default_guidance == 1.0 and guided.default_guidance == 1.5
-    by_default = guided.sample(2, steps=2, seed=1, cond=z, progress=False)
-    assert by_default.meta["guidance"] == 1.5
-    explicit = z_checkpoint.sample(2, steps=2, seed=1, cond=z, guidance=1.5, progress=False)
-    np.testing.assert_array_equal(by_default.images, explicit.images)
-    plain = guided.sample(2, steps=2, seed=1, cond=z, guidance=1.0, progress=False)
-    assert plain.meta["guidance"] == 1.0 and not np.array_equal(plain.images, by_default.images)
-    assert guided.sample(1, steps=2, progress=False).meta["guidance"] == 1.0  # no cond: no guidance
-    assert gw.pretrained.load("hsc-z-tiny").default_guidance == RECIPES["hsc-z-tiny"]["sampling"]["guidance"]
-    for bad in ("x", -1.0, float("nan")):
-        with pytest.raises(ValueError, match=r"sampling: .*guidance"):
-            with_sampling(z_checkpoint, guidance=bad).sample(1, steps=2, cond=[0.1], progress=False)
-
-
-def test_the_guidance_slider_starts_at_the_checkpoint_default(z_checkpoint, survey):
-    guided = with_sampling(z_checkpoint, guidance=1.5)
-    explorer = RedshiftExplorer(guided, reference=survey[:8], threaded=False)
+def test_the_guidance_slider_starts_at_the_checkpoint_default(z_checkpoint, guided_z_checkpoint, survey):
+    explorer = RedshiftExplorer(guided_z_checkpoint, reference=survey[:8], threaded=False)
     assert explorer.state.guidance == 1.5 and explorer.view.guidance.value == 1.5
-    chosen = RedshiftExplorer(guided, reference=survey[:8], threaded=False, guidance=2.0)
+    chosen = RedshiftExplorer(guided_z_checkpoint, reference=survey[:8], threaded=False, guidance=2.0)
     assert chosen.state.guidance == 2.0
     assert RedshiftExplorer(z_checkpoint, reference=survey[:8], threaded=False).state.guidance == 1.0
 

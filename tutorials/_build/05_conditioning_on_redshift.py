@@ -250,8 +250,8 @@ Its surface brightness dims in the right direction, less steeply (ρ = +0.11 aga
 colours follow the colour–redshift relation in the middle (median $g - i$ 1.61 and 0.67 at
 $0.5 < z < 1.5$ against the truth's 1.78 and 0.88) but not at its ends: too red below $z = 0.5$
 (1.72 against 1.28), and off beyond $z = 1.5$ (−1.28 and 0.41 against 1.02 and 0.16, from a
-dozen faint galaxies each, whose medians are noisy). The small network (1.1 M parameters, 17,000 training steps on a CPU) has
-learnt how galaxies shrink, most of how they dim and redden, and not yet the details of the
+dozen faint galaxies each, whose medians are noisy). The small network (1.1 M parameters, 17,000
+training steps on a CPU) has learnt how galaxies shrink, most of how they dim and redden, and not yet the details of the
 colour track (with 64 galaxies per redshift and three draws, `benchmarks/bench_hsc_z_tiny.py`
 finds its median $g - i$ on average within 0.21 mag of the truth's at all five test redshifts:
 too red by 0.2 at $z = 0.25$, too blue by 0.2 at the red peak at $z = 0.75$). That is the kind of failure these physics tests exist to find, and the kind an
@@ -498,8 +498,8 @@ step costs two network evaluations. Measured at the defaults: ρ(size) went from
 default $s = 1.1$ (−0.35 at $s = 1$) to −0.48 at $s = 3$ (measured truth −0.06),
 ρ($\langle\mu\rangle_e$) from +0.11 (+0.09) to +0.20 (truth +0.19) and ρ($g - i$) from −0.56
 (−0.54) to −0.51 (truth −0.36); unconditional ($s = 0$) they were −0.12, −0.17 and −0.17. Guidance
-strengthens the trends the model has: size overshoots the truth's at $s = 3$. Guidance trades realism and diversity for
-adherence to the condition, so compare ρ with the truth's, not just "stronger"."""),
+strengthens the trends the model has: size overshoots the truth's at $s = 3$. Guidance trades
+realism and diversity for adherence to the condition, so compare ρ with the truth's, not just "stronger"."""),
 exercise(
     r"""Sweep the redshift across and beyond the trained range: draw 8 galaxies at each of
 $z = 0.5, 1.5, 2.9, 3.5, 5$ from the same noise and watch sizes and colours. Where does the
